@@ -1,0 +1,72 @@
+"""The ``cpu`` backend: onnxruntime's CPU execution provider, the FP32 reference of every run."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, Option
+from hwbench.errors import ModelError
+
+_LEVELS = ("disable", "basic", "extended", "all")
+
+
+class CpuBackend(Backend):
+    name: ClassVar[str] = "cpu"
+    description: ClassVar[str] = "onnxruntime, CPU execution provider"
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("threads", int, 0, "intra-op threads (0: onnxruntime's default)", minimum=0),
+        Option("inter_threads", int, 0, "inter-op threads (0: onnxruntime's default)", minimum=0),
+        Option("graph_optimization", str, "all", "graph optimisation level", choices=_LEVELS),
+    )
+
+    @classmethod
+    def availability(cls) -> Availability:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            return Availability(False, f"onnxruntime cannot be imported ({exc})",
+                                "install it with: pip install onnxruntime")
+        if "CPUExecutionProvider" not in ort.get_available_providers():
+            return Availability(False, "this onnxruntime build has no CPU execution provider",
+                                "install it with: pip install onnxruntime")
+        return Availability(True, devices=("cpu",), precisions=("fp32",))
+
+    def load(self, model: ModelArtifact) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.opts["threads"]
+        so.inter_op_num_threads = self.opts["inter_threads"]
+        level = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                 "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                 "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                 "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+        so.graph_optimization_level = level[self.opts["graph_optimization"]]
+        try:
+            self._session = ort.InferenceSession(str(model.path), so,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several unrelated types here
+            raise ModelError(f"onnxruntime could not load {model.path}: "
+                             f"{str(exc).splitlines()[0]}; check the file is a valid ONNX model")
+        self._inputs = model.input_name
+        self._outputs = [model.output_name]
+        self._precision = _precision_of(self._session.get_inputs()[0].type)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(self._outputs, {self._inputs: batch})[0]
+
+    def info(self) -> BackendInfo:
+        import onnxruntime as ort
+
+        opts: dict[str, Any] = dict(self.opts)
+        return BackendInfo(self.name, device="cpu", precision=self._precision,
+                           versions={"onnxruntime": ort.__version__}, options=opts)
+
+    def close(self) -> None:
+        self._session = None
+
+
+def _precision_of(onnx_type: str) -> str:
+    return {"tensor(float)": "fp32", "tensor(float16)": "fp16",
+            "tensor(bfloat16)": "bf16", "tensor(double)": "fp64"}.get(onnx_type, onnx_type)

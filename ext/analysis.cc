@@ -1,0 +1,322 @@
+#include "analysis.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+#include <unordered_set>
+
+namespace hwbench {
+
+namespace {
+
+std::string fmt_ms(double ns) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3f ms", ns / 1e6);
+  return buf;
+}
+
+std::string pct_name(double p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "p%g", p * 100.0);
+  return buf;
+}
+
+void require(bool ok, const char* what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+// log of the binomial probability mass P(X = k) for X ~ B(n, q).
+double log_binom_pmf(uint64_t k, uint64_t n, double q) {
+  return std::lgamma(n + 1.0) - std::lgamma(k + 1.0) - std::lgamma(n - k + 1.0) +
+         k * std::log(q) + (n - k) * std::log1p(-q);
+}
+
+// P(X <= t) for X ~ B(n, q), summed in log space for stability.
+double binom_cdf(uint64_t t, uint64_t n, double q) {
+  double m = -std::numeric_limits<double>::infinity();
+  std::vector<double> terms;
+  terms.reserve(t + 1);
+  for (uint64_t k = 0; k <= t && k <= n; ++k) {
+    terms.push_back(log_binom_pmf(k, n, q));
+    m = std::max(m, terms.back());
+  }
+  double s = 0;
+  for (double v : terms) s += std::exp(v - m);
+  return std::exp(m) * s;
+}
+
+}  // namespace
+
+void validate(const Settings& s) {
+  require(s.min_duration_s >= 0, "min_duration_s must be >= 0");
+  require(s.max_duration_s >= 0, "max_duration_s must be >= 0");
+  require(s.total_sample_count >= 1, "total_sample_count must be >= 1");
+  require(s.performance_sample_count >= 1, "performance_sample_count must be >= 1");
+  require(s.performance_sample_count <= s.total_sample_count,
+          "performance_sample_count must not exceed total_sample_count");
+  require(s.target_latency_percentile > 0 && s.target_latency_percentile < 1,
+          "target_latency_percentile must be in (0, 1)");
+  require(s.latency_bound_s >= 0, "latency_bound_s must be >= 0");
+  require(s.samples_per_query >= 1, "samples_per_query must be >= 1");
+  require(s.sample_timeout_s > 0, "sample_timeout_s must be > 0");
+  require(s.warmup_s >= 0, "warmup_s must be >= 0");
+  require(s.early_stopping_confidence > 0 && s.early_stopping_confidence < 1,
+          "early_stopping_confidence must be in (0, 1)");
+  if (s.scenario == Scenario::Server) {
+    require(s.server_target_qps > 0, "server_target_qps must be > 0");
+    require(s.latency_bound_s > 0, "Server needs latency_bound_s > 0");
+  }
+  if (s.scenario == Scenario::Offline) {
+    require(s.offline_expected_qps > 0, "offline_expected_qps must be > 0");
+  }
+}
+
+double percentile_of_sorted(const std::vector<int64_t>& sorted, double p) {
+  if (sorted.empty()) return 0.0;
+  size_t n = sorted.size();
+  size_t i = static_cast<size_t>(std::floor(p * static_cast<double>(n)));
+  return static_cast<double>(sorted[std::min(i, n - 1)]);
+}
+
+uint64_t early_stopping_min_queries(uint64_t overlatency, double percentile, double confidence) {
+  // Smallest n such that seeing at most `overlatency` queries over the bound among n would
+  // happen with probability at most 1 - confidence if the true overlatency rate were 1 - p.
+  const double q = 1.0 - percentile;
+  const double alpha = 1.0 - confidence;
+  uint64_t lo = overlatency + 1, hi = lo;
+  while (binom_cdf(overlatency, hi, q) > alpha) hi *= 2;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (binom_cdf(overlatency, mid, q) > alpha) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+uint64_t early_stopping_max_overlatency(uint64_t n, double percentile, double confidence) {
+  // The largest t with P(X <= t) <= 1 - confidence for X ~ B(n, 1 - p): the CDF grows with t,
+  // so walk it upward once, one probability-mass term at a time (O(t), in log space).
+  const double q = 1.0 - percentile;
+  const double alpha = 1.0 - confidence;
+  const double log_ratio = std::log(q) - std::log1p(-q);
+  double log_pmf = n * std::log1p(-q);  // P(X = 0)
+  double cdf = std::exp(log_pmf);
+  if (cdf > alpha) return 0;  // not even t = 0 passes: the caller checks the minimum first
+  uint64_t t = 0;
+  while (t + 1 < n) {
+    log_pmf += std::log(static_cast<double>(n - t)) - std::log(static_cast<double>(t + 1)) +
+               log_ratio;
+    double next = cdf + std::exp(log_pmf);
+    if (next > alpha) break;
+    cdf = next;
+    ++t;
+  }
+  return t;
+}
+
+std::vector<int64_t> server_schedule(double qps, uint64_t min_n, double min_duration_s,
+                                     uint64_t seed) {
+  Rng rng(seed);
+  std::vector<int64_t> out;
+  out.reserve(min_n);
+  double t = 0;
+  while (out.size() < min_n || t < min_duration_s) {
+    t += rng.exponential(qps);
+    out.push_back(static_cast<int64_t>(t * 1e9));
+  }
+  return out;
+}
+
+std::vector<uint64_t> choose_distinct(uint64_t n, uint64_t k, Rng* rng) {
+  // Partial Fisher-Yates over [0, n); sorted so samples load in file order.
+  std::vector<uint64_t> all(n);
+  std::iota(all.begin(), all.end(), 0);
+  for (uint64_t i = 0; i < k; ++i) std::swap(all[i], all[i + rng->below(n - i)]);
+  all.resize(k);
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+std::vector<uint64_t> choose_samples(const std::vector<uint64_t>& loaded, uint64_t n, Rng* rng) {
+  std::vector<uint64_t> out(n);
+  for (auto& v : out) v = loaded[rng->below(loaded.size())];
+  return out;
+}
+
+namespace {
+
+// Per-query latencies (ns) of completed queries, plus the count of queries issued. A query is
+// complete when all its samples are; its latency runs from its issue stamp to its last sample.
+// Offline judges each sample of its single query on its own.
+void query_latencies(const Settings& s, const Records& r, std::vector<int64_t>* lat,
+                     uint64_t* issued_queries, int64_t* last_complete) {
+  const size_t n = r.size();
+  const bool per_sample = s.scenario == Scenario::Offline;
+  lat->reserve(n);
+  *issued_queries = 0;
+  *last_complete = 0;
+  size_t i = 0;
+  while (i < n) {
+    size_t j = i + 1;
+    if (!per_sample) {
+      while (j < n && r.query[j] == r.query[i]) ++j;
+    }
+    ++*issued_queries;
+    int64_t done = 0;
+    bool complete = true;
+    for (size_t k = i; k < j; ++k) {
+      if (r.complete_ns[k] == 0) {
+        complete = false;
+        break;
+      }
+      done = std::max(done, r.complete_ns[k]);
+    }
+    if (complete) {
+      lat->push_back(done - r.issue_ns[i]);
+      *last_complete = std::max(*last_complete, done);
+    }
+    i = j;
+  }
+}
+
+}  // namespace
+
+Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
+  Summary m;
+  m.target_percentile = s.target_latency_percentile;
+  m.issued_samples = r.size();
+  for (int64_t c : r.complete_ns) m.completed_samples += (c != 0);
+  std::vector<int64_t> lat;
+  int64_t last = 0;
+  query_latencies(s, r, &lat, &m.issued_queries, &last);
+  m.completed_queries = s.scenario == Scenario::Offline ? (m.completed_samples == m.issued_samples
+                                                               && m.issued_samples ? 1 : 0)
+                                                         : lat.size();
+  m.duration_s = last > start_ns ? static_cast<double>(last - start_ns) / 1e9 : 0.0;
+  if (m.duration_s > 0) {
+    m.samples_per_second = m.completed_samples / m.duration_s;
+    m.queries_per_second = (s.scenario == Scenario::Offline ? m.completed_samples
+                                                             : m.completed_queries) /
+                           m.duration_s;
+  }
+  if (s.scenario == Scenario::Server && !r.issue_ns.empty()) {
+    double span = static_cast<double>(r.issue_ns.back() - start_ns) / 1e9;
+    m.scheduled_qps = span > 0 ? m.issued_queries / span : 0.0;
+  }
+  std::sort(lat.begin(), lat.end());
+  if (!lat.empty()) {
+    LatencyStats& L = m.latency;
+    L.min = static_cast<double>(lat.front());
+    L.max = static_cast<double>(lat.back());
+    long double sum = 0;
+    for (int64_t v : lat) sum += v;
+    L.mean = static_cast<double>(sum / lat.size());
+    L.p50 = percentile_of_sorted(lat, 0.50);
+    L.p90 = percentile_of_sorted(lat, 0.90);
+    L.p95 = percentile_of_sorted(lat, 0.95);
+    L.p97 = percentile_of_sorted(lat, 0.97);
+    L.p99 = percentile_of_sorted(lat, 0.99);
+    L.p999 = percentile_of_sorted(lat, 0.999);
+    m.percentile_latency_ns = percentile_of_sorted(lat, s.target_latency_percentile);
+  }
+
+  std::vector<std::string>& why = m.invalid_reasons;
+  const double p = s.target_latency_percentile;
+  const double conf = s.early_stopping_confidence;
+  const uint64_t nq = lat.size();
+  const int64_t bound_ns = static_cast<int64_t>(s.latency_bound_s * 1e9);
+  if (nq == 0) why.push_back("no query completed in the measured window");
+
+  if (s.mode == Mode::Accuracy) {
+    m.meets_min_duration = m.meets_min_queries = true;
+    if (m.completed_samples != m.issued_samples || m.issued_samples != s.total_sample_count) {
+      why.push_back("accuracy mode did not complete every sample of the set exactly once");
+    }
+  } else {
+    m.meets_min_duration = m.duration_s >= s.min_duration_s;
+    const uint64_t counted = s.scenario == Scenario::Offline ? m.completed_samples : nq;
+    m.meets_min_queries = counted >= s.min_query_count;
+    if (!m.meets_min_duration) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "too short: %.3f s measured, the minimum is %.3f s",
+                    m.duration_s, s.min_duration_s);
+      why.push_back(buf);
+    }
+    if (!m.meets_min_queries) {
+      why.push_back("too few " + std::string(s.scenario == Scenario::Offline ? "samples" : "queries") +
+                    ": " + std::to_string(counted) + " completed, the minimum is " +
+                    std::to_string(s.min_query_count));
+    }
+    const bool streams = s.scenario == Scenario::SingleStream ||
+                         s.scenario == Scenario::MultiStream;
+    if (streams && nq > 0) {
+      m.early_stopping_min_queries = early_stopping_min_queries(0, p, conf);
+      if (!s.early_stopping) {
+        m.early_stopping_latency_ns = m.percentile_latency_ns;
+      } else if (nq < m.early_stopping_min_queries) {
+        why.push_back("too few queries to judge " + pct_name(p) + " latency: " +
+                      std::to_string(nq) + " completed, early stopping needs at least " +
+                      std::to_string(m.early_stopping_min_queries));
+      } else {
+        uint64_t t = early_stopping_max_overlatency(nq, p, conf);
+        m.early_stopping_supported = true;
+        m.early_stopping_latency_ns = static_cast<double>(lat[nq - 1 - t]);
+      }
+      if (bound_ns > 0) {
+        for (int64_t v : lat) m.overlatency_queries += (v > bound_ns);
+        double judged = s.early_stopping ? m.early_stopping_latency_ns : m.percentile_latency_ns;
+        if ((m.early_stopping_supported || !s.early_stopping) && judged > bound_ns) {
+          why.push_back((s.early_stopping ? "early-stopping estimate of " : "") + pct_name(p) +
+                        " latency " + fmt_ms(judged) + " exceeds the bound " + fmt_ms(bound_ns));
+        }
+      }
+    }
+    if (s.scenario == Scenario::Server && nq > 0) {
+      for (int64_t v : lat) m.overlatency_queries += (v > bound_ns);
+      m.early_stopping_min_queries = early_stopping_min_queries(0, p, conf);
+      if (s.early_stopping) {
+        const uint64_t allowed = early_stopping_max_overlatency(nq, p, conf);
+        m.early_stopping_supported = nq >= m.early_stopping_min_queries;
+        if (!m.early_stopping_supported) {
+          why.push_back("too few queries to judge " + pct_name(p) + " latency: " +
+                        std::to_string(nq) + " completed, early stopping needs at least " +
+                        std::to_string(m.early_stopping_min_queries));
+        } else if (m.overlatency_queries > allowed) {
+          why.push_back(pct_name(p) + " latency bound " + fmt_ms(bound_ns) + " not met: " +
+                        std::to_string(m.overlatency_queries) + " of " + std::to_string(nq) +
+                        " queries over the bound, early stopping allows at most " +
+                        std::to_string(allowed));
+        }
+      } else if (m.percentile_latency_ns > bound_ns) {
+        why.push_back(pct_name(p) + " latency " + fmt_ms(m.percentile_latency_ns) +
+                      " exceeds the bound " + fmt_ms(bound_ns));
+      }
+    }
+  }
+  switch (s.scenario) {
+    case Scenario::SingleStream:
+    case Scenario::MultiStream:
+      m.metric_name = pct_name(p) + "_latency_ms";
+      m.metric_value = (m.early_stopping_supported ? m.early_stopping_latency_ns
+                                                   : m.percentile_latency_ns) / 1e6;
+      break;
+    case Scenario::Server:
+      m.metric_name = "scheduled_qps";
+      m.metric_value = m.scheduled_qps;
+      break;
+    case Scenario::Offline:
+      m.metric_name = "samples_per_second";
+      m.metric_value = m.samples_per_second;
+      break;
+  }
+  m.valid = why.empty();
+  return m;
+}
+
+}  // namespace hwbench

@@ -1,0 +1,98 @@
+// Settings of a run and the statistics of its measured window.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rng.h"
+#include "sample_log.h"
+
+namespace hwbench {
+
+enum class Scenario : int { SingleStream = 0, MultiStream = 1, Server = 2, Offline = 3 };
+enum class Mode : int { Performance = 0, Accuracy = 1 };
+
+/// \brief Effective settings of one run; validated by validate().
+struct Settings {
+  Scenario scenario = Scenario::SingleStream;
+  Mode mode = Mode::Performance;
+  double min_duration_s = 60.0;
+  double max_duration_s = 0.0;        // 0: no limit
+  uint64_t min_query_count = 1024;    // Offline: the minimum sample count
+  uint64_t max_query_count = 0;       // 0: no limit
+  uint64_t total_sample_count = 1;    // size of the workload's sample set
+  uint64_t performance_sample_count = 1;  // samples loaded for performance mode
+  uint64_t sample_seed = 1;           // which samples queries name
+  uint64_t schedule_seed = 2;         // Server arrival times
+  double target_latency_percentile = 0.90;
+  double latency_bound_s = 0.0;       // Server: required; others: optional (0: none)
+  double server_target_qps = 1.0;
+  uint64_t samples_per_query = 1;     // MultiStream
+  double offline_expected_qps = 1.0;
+  double warmup_s = 0.0;
+  uint64_t warmup_queries = 0;
+  uint64_t warmup_samples_per_query = 1;
+  double sample_timeout_s = 60.0;     // no completion for this long: the run is invalid
+  bool early_stopping = true;
+  double early_stopping_confidence = 0.99;
+};
+
+/// \brief Throws std::invalid_argument naming the first setting that is out of range.
+void validate(const Settings& s);
+
+struct LatencyStats {
+  double min = 0, mean = 0, p50 = 0, p90 = 0, p95 = 0, p97 = 0, p99 = 0, p999 = 0, max = 0;
+};
+
+/// \brief Statistics of the measured window. Latencies are in nanoseconds.
+struct Summary {
+  uint64_t issued_samples = 0;
+  uint64_t completed_samples = 0;
+  uint64_t issued_queries = 0;
+  uint64_t completed_queries = 0;
+  double duration_s = 0;
+  double samples_per_second = 0;
+  double queries_per_second = 0;
+  double scheduled_qps = 0;           // Server: arrivals per second of the schedule
+  LatencyStats latency;               // per query (Offline: per sample)
+  double target_percentile = 0;
+  double percentile_latency_ns = 0;   // the target percentile of the measured latencies
+  bool early_stopping_supported = false;
+  double early_stopping_latency_ns = 0;  // single/multi-stream: upper estimate of the percentile
+  uint64_t overlatency_queries = 0;   // queries above the latency bound
+  uint64_t early_stopping_min_queries = 0;  // queries needed to judge the percentile at all
+  bool meets_min_duration = false;
+  bool meets_min_queries = false;
+  std::string metric_name;
+  double metric_value = 0;
+  bool valid = false;
+  std::vector<std::string> invalid_reasons;
+};
+
+/// \brief Analyses the measured window that began at `start_ns`.
+Summary analyze(const Settings& s, const Records& r, int64_t start_ns);
+
+/// \brief The k-th smallest of the sorted values, for percentile p in [0, 1].
+double percentile_of_sorted(const std::vector<int64_t>& sorted, double p);
+
+/// \brief Smallest query count at which a percentile can be judged with `overlatency` queries over
+/// the bound (MLPerf early stopping, tolerance 0).
+uint64_t early_stopping_min_queries(uint64_t overlatency, double percentile, double confidence);
+
+/// \brief Largest over-latency count that `n` queries still pass at (MLPerf early stopping); the
+/// (t+1)-th largest latency is then an upper estimate of the percentile.
+uint64_t early_stopping_max_overlatency(uint64_t n, double percentile, double confidence);
+
+/// \brief Server arrival offsets (ns from the start): a seeded Poisson process at `qps`, at least
+/// `min_n` arrivals and running until at least `min_duration_s`.
+std::vector<int64_t> server_schedule(double qps, uint64_t min_n, double min_duration_s,
+                                     uint64_t seed);
+
+/// \brief `k` distinct indices of [0, n), seeded (the performance sample set).
+std::vector<uint64_t> choose_distinct(uint64_t n, uint64_t k, Rng* rng);
+
+/// \brief Performance-mode sample indices: `n` uniform draws from `loaded`.
+std::vector<uint64_t> choose_samples(const std::vector<uint64_t>& loaded, uint64_t n, Rng* rng);
+
+}  // namespace hwbench

@@ -1,0 +1,378 @@
+#include "loadgen.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+#include <thread>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define HWBENCH_PAUSE() _mm_pause()
+#else
+#define HWBENCH_PAUSE() std::this_thread::yield()
+#endif
+
+namespace hwbench {
+
+namespace {
+const char* const kPhaseNames[] = {"idle", "loading", "warmup", "measure", "drain", "done"};
+enum PhaseId { kIdle, kLoading, kWarmup, kMeasure, kDrain, kDone };
+constexpr int64_t kNsPerS = 1000000000;
+int64_t seconds_to_ns(double s) { return static_cast<int64_t>(s * 1e9); }
+}  // namespace
+
+/// One stretch of issuing (warm-up or the measured window) and when it may stop.
+struct LoadGen::Phase {
+  double min_s = 0, max_s = 0;
+  uint64_t min_queries = 0, max_queries = 0;
+  uint64_t samples_per_query = 1;
+  uint64_t seed = 0;
+  bool warmup = false;
+};
+
+int64_t LoadGen::now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+LoadGen::LoadGen() = default;
+LoadGen::~LoadGen() = default;
+
+void LoadGen::add_error(const std::string& e) {
+  std::lock_guard<std::mutex> lk(mu_);
+  errors_.push_back(e);
+}
+
+void LoadGen::abort(const std::string& reason) {
+  if (!running_.load()) return;
+  add_error(reason);
+  abort_.store(true, std::memory_order_release);
+  std::lock_guard<std::mutex> lk(mu_);
+  cv_.notify_all();
+}
+
+Progress LoadGen::progress() const {
+  Progress p;
+  int ph = phase_.load(std::memory_order_relaxed);
+  p.phase = kPhaseNames[ph];
+  int64_t start = phase_start_ns_.load(std::memory_order_relaxed);
+  p.elapsed_s = start ? static_cast<double>(now_ns() - start) / 1e9 : 0.0;
+  p.issued = issued_.load(std::memory_order_relaxed);
+  p.completed = completed_.load(std::memory_order_relaxed);
+  return p;
+}
+
+void LoadGen::complete(const uint64_t* ids, size_t n) {
+  const int64_t t = now_ns();
+  const uint64_t issued = issued_.load(std::memory_order_acquire);
+  uint64_t good = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t id = ids[i];
+    if (id >= issued) {
+      bad_completions_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    int64_t old = log_.block(id).complete_ns[SampleLog::slot(id)].exchange(
+        t, std::memory_order_relaxed);
+    if (old != 0) {
+      bad_completions_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    ++good;
+  }
+  completed_.fetch_add(good, std::memory_order_acq_rel);
+  if (waiters_.load(std::memory_order_seq_cst) > 0) {
+    std::lock_guard<std::mutex> lk(mu_);
+    cv_.notify_all();
+  }
+}
+
+// Records `n` samples as one or more queries of `per_query` samples, then hands them to the SUT.
+// `stamps` holds one issue time per query, or is null for "now".
+uint64_t LoadGen::issue_samples(SystemUnderTest& sut, const uint64_t* indices, size_t n,
+                                int64_t stamp, uint64_t query) {
+  const uint64_t first = issued_.load(std::memory_order_relaxed);
+  if (!log_.reserve(first + n)) {
+    abort("the run exceeded the sample log's capacity; shorten it");
+    return first;
+  }
+  std::vector<uint64_t> ids(n);
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t id = first + i;
+    SampleLog::Block& b = log_.block(id);
+    size_t s = SampleLog::slot(id);
+    b.index[s] = indices[i];
+    b.query[s] = query;
+    b.issue_ns[s] = stamp;
+    ids[i] = id;
+  }
+  issued_.store(first + n, std::memory_order_release);
+  sut.issue(ids.data(), indices, n);
+  return first + n;
+}
+
+bool LoadGen::wait_completed(uint64_t target, double timeout_s) {
+  for (int i = 0; i < 2000; ++i) {  // a short spin: most completions arrive within microseconds
+    if (completed_.load(std::memory_order_acquire) >= target) return true;
+    HWBENCH_PAUSE();
+  }
+  waiters_.fetch_add(1, std::memory_order_seq_cst);
+  std::unique_lock<std::mutex> lk(mu_);
+  uint64_t last = completed_.load();
+  int64_t last_progress = now_ns();
+  bool ok = false;
+  while (true) {
+    uint64_t c = completed_.load(std::memory_order_acquire);
+    if (c >= target) {
+      ok = true;
+      break;
+    }
+    if (aborted()) break;
+    int64_t t = now_ns();
+    if (c != last) {
+      last = c;
+      last_progress = t;
+    } else if (t - last_progress > seconds_to_ns(timeout_s)) {
+      errors_.push_back(std::to_string(target - c) + " sample(s) not completed within the " +
+                        "sample timeout of " + std::to_string(timeout_s) + " s");
+      abort_.store(true, std::memory_order_release);
+      break;
+    }
+    cv_.wait_for(lk, std::chrono::milliseconds(10));
+  }
+  waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  return ok;
+}
+
+// SingleStream, MultiStream and every warm-up: the next query is issued when the last completes.
+void LoadGen::run_sequential(SystemUnderTest& sut, const Settings& s, Phase& ph) {
+  Rng rng(ph.seed);
+  std::vector<uint64_t> idx(ph.samples_per_query);
+  const int64_t start = now_ns();
+  phase_start_ns_.store(start);
+  if (!ph.warmup) measure_start_ns_ = start;
+  int64_t last_done = start;  // the window ends at the last completion, so judge by it
+  for (uint64_t q = 0; !aborted(); ++q) {
+    const int64_t t = now_ns();
+    const double elapsed = static_cast<double>(t - start) / 1e9;
+    if (q >= ph.min_queries && static_cast<double>(last_done - start) / 1e9 >= ph.min_s) break;
+    if ((ph.max_queries && q >= ph.max_queries) || (ph.max_s > 0 && elapsed >= ph.max_s)) break;
+    for (auto& i : idx) i = loaded_[rng.below(loaded_.size())];
+    uint64_t target = issue_samples(sut, idx.data(), idx.size(), t, q);
+    if (!wait_completed(target, s.sample_timeout_s)) break;
+    for (uint64_t id = target - idx.size(); id < target; ++id) {
+      last_done = std::max(last_done, log_.block(id).complete_ns[SampleLog::slot(id)].load(
+                                          std::memory_order_relaxed));
+    }
+  }
+}
+
+// Offline: every sample in one query, issued at once; the SUT batches as it likes.
+void LoadGen::run_offline(SystemUnderTest& sut, const Settings& s, Phase& ph) {
+  uint64_t n = std::max<uint64_t>(
+      s.min_query_count,
+      static_cast<uint64_t>(std::ceil(s.offline_expected_qps * s.min_duration_s * 1.1)));
+  if (s.max_query_count) n = std::min(n, s.max_query_count);
+  Rng rng(ph.seed);
+  std::vector<uint64_t> idx = choose_samples(loaded_, n, &rng);
+  const int64_t start = now_ns();
+  phase_start_ns_.store(start);
+  measure_start_ns_ = start;
+  issue_samples(sut, idx.data(), idx.size(), start, 0);
+  if (!aborted()) sut.flush();
+}
+
+// Server: Poisson arrivals on the load generator's clock. Queries that fall due while the SUT
+// is busy are issued together as soon as it returns; each keeps its scheduled arrival as its
+// issue time, so queueing counts as latency.
+void LoadGen::run_server(SystemUnderTest& sut, const Settings& s, Phase& ph) {
+  std::vector<int64_t> offsets =
+      server_schedule(s.server_target_qps, s.min_query_count, s.min_duration_s, s.schedule_seed);
+  if (s.max_query_count && offsets.size() > s.max_query_count) offsets.resize(s.max_query_count);
+  const size_t n = offsets.size();
+  Rng rng(ph.seed);
+  const std::vector<uint64_t> idx = choose_samples(loaded_, n, &rng);
+  const int64_t start = now_ns() + 100000;  // 100 us lead, so the first arrival is not late
+  const int64_t max_ns = ph.max_s > 0 ? seconds_to_ns(ph.max_s) : INT64_MAX;
+  phase_start_ns_.store(start);
+  measure_start_ns_ = start;
+  size_t i = 0;
+  while (i < n && !aborted()) {
+    int64_t t = now_ns();
+    int64_t due = start + offsets[i];
+    if (due > t) {
+      if (due - t > 200000) {
+        std::this_thread::sleep_for(std::chrono::nanoseconds(due - t - 100000));
+      } else {
+        HWBENCH_PAUSE();
+      }
+      continue;
+    }
+    if (t - start > max_ns) break;
+    size_t j = i;
+    while (j < n && start + offsets[j] <= t) ++j;
+    const uint64_t first = issued_.load(std::memory_order_relaxed);
+    if (!log_.reserve(first + (j - i))) {
+      abort("the run exceeded the sample log's capacity; shorten it");
+      break;
+    }
+    std::vector<uint64_t> ids(j - i);
+    for (size_t k = i; k < j; ++k) {
+      uint64_t id = first + (k - i);
+      SampleLog::Block& b = log_.block(id);
+      size_t sl = SampleLog::slot(id);
+      b.index[sl] = idx[k];
+      b.query[sl] = k;
+      b.issue_ns[sl] = start + offsets[k];
+      ids[k - i] = id;
+    }
+    issued_.store(first + (j - i), std::memory_order_release);
+    sut.issue(ids.data(), idx.data() + i, j - i);
+    i = j;
+  }
+  if (!aborted()) sut.flush();
+}
+
+void LoadGen::run_phase(SystemUnderTest& sut, const Settings& s, Phase& ph) {
+  if (ph.warmup || s.scenario == Scenario::SingleStream || s.scenario == Scenario::MultiStream) {
+    run_sequential(sut, s, ph);
+  } else if (s.scenario == Scenario::Offline) {
+    run_offline(sut, s, ph);
+  } else {
+    run_server(sut, s, ph);
+  }
+}
+
+// Accuracy: every sample of the set exactly once, loaded in chunks of the performance sample
+// count. SingleStream and MultiStream keep their query shape; Offline and Server issue each
+// chunk at once, since only the answers are judged.
+void LoadGen::run_accuracy(SystemUnderTest& sut, SampleLibrary& qsl, const Settings& s) {
+  const uint64_t chunk = std::max<uint64_t>(1, s.performance_sample_count);
+  const bool sequential =
+      s.scenario == Scenario::SingleStream || s.scenario == Scenario::MultiStream;
+  const uint64_t per_query = s.scenario == Scenario::MultiStream ? s.samples_per_query : 1;
+  measure_start_ns_ = now_ns();
+  phase_start_ns_.store(measure_start_ns_);
+  uint64_t query = 0;
+  for (uint64_t lo = 0; lo < s.total_sample_count && !aborted(); lo += chunk) {
+    uint64_t hi = std::min(s.total_sample_count, lo + chunk);
+    loaded_.clear();
+    for (uint64_t i = lo; i < hi; ++i) loaded_.push_back(i);
+    phase_.store(kLoading);
+    qsl.load(loaded_);
+    phase_.store(kMeasure);
+    if (sequential) {
+      for (uint64_t i = 0; i < loaded_.size() && !aborted(); i += per_query) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(per_query, loaded_.size() - i));
+        uint64_t target = issue_samples(sut, loaded_.data() + i, n, now_ns(), query++);
+        if (!wait_completed(target, s.sample_timeout_s)) break;
+      }
+    } else {
+      issue_samples(sut, loaded_.data(), loaded_.size(), now_ns(), query++);
+      if (!aborted()) sut.flush();
+      wait_completed(issued_.load(), s.sample_timeout_s);
+    }
+    qsl.unload(loaded_);
+  }
+}
+
+RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings& s,
+                       const std::function<std::string()>& poll) {
+  validate(s);
+  if (running_.exchange(true)) throw std::runtime_error("this LoadGen is already running");
+  log_.reset();
+  issued_ = 0;
+  completed_ = 0;
+  bad_completions_ = 0;
+  abort_ = false;
+  errors_.clear();
+  measure_first_id_ = measure_end_id_ = 0;
+  phase_.store(kLoading);
+  phase_start_ns_.store(0);
+
+  std::atomic<bool> done{false};
+  std::thread issuer([&] {
+    try {
+      if (s.mode == Mode::Accuracy) {
+        run_accuracy(sut, qsl, s);
+      } else {
+        Rng pick(s.sample_seed);
+        loaded_ = choose_distinct(s.total_sample_count, s.performance_sample_count, &pick);
+        qsl.load(loaded_);
+        if (!aborted() && (s.warmup_s > 0 || s.warmup_queries > 0)) {
+          phase_.store(kWarmup);
+          Phase w;
+          w.warmup = true;
+          w.min_s = s.warmup_s;
+          w.min_queries = s.warmup_queries;
+          w.samples_per_query = std::max<uint64_t>(1, s.warmup_samples_per_query);
+          w.seed = s.sample_seed ^ 0x5741524d5550ULL;
+          run_phase(sut, s, w);
+          if (!aborted()) sut.flush();
+          wait_completed(issued_.load(), s.sample_timeout_s);
+        }
+        measure_first_id_ = issued_.load();
+        if (!aborted()) {
+          phase_.store(kMeasure);
+          Phase m;
+          m.min_s = s.min_duration_s;
+          m.max_s = s.max_duration_s;
+          m.min_queries = s.min_query_count;
+          m.max_queries = s.max_query_count;
+          m.samples_per_query =
+              s.scenario == Scenario::MultiStream ? std::max<uint64_t>(1, s.samples_per_query) : 1;
+          m.seed = s.sample_seed + 1;
+          run_phase(sut, s, m);
+        }
+        phase_.store(kDrain);
+        if (!aborted()) wait_completed(issued_.load(), s.sample_timeout_s);
+        qsl.unload(loaded_);
+      }
+    } catch (const std::exception& e) {
+      abort(std::string("load generator fault: ") + e.what());
+    }
+    measure_end_id_ = issued_.load();
+    done.store(true, std::memory_order_release);
+    std::lock_guard<std::mutex> lk(mu_);
+    cv_.notify_all();
+  });
+
+  RunOutput out;
+  while (!done.load(std::memory_order_acquire)) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait_for(lk, std::chrono::milliseconds(20));
+    }
+    if (done.load(std::memory_order_acquire)) break;
+    std::string reason = poll ? poll() : std::string();
+    if (!reason.empty()) {
+      out.interrupted = true;
+      abort(reason);
+    }
+  }
+  issuer.join();
+  phase_.store(kDone);
+
+  if (s.mode == Mode::Accuracy) measure_first_id_ = 0;
+  out.records = log_.extract(measure_first_id_, measure_end_id_);
+  out.start_ns = measure_start_ns_;
+  out.summary = analyze(s, out.records, measure_start_ns_);
+  uint64_t bad = bad_completions_.load();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    out.errors = errors_;
+  }
+  if (bad) {
+    out.errors.push_back(std::to_string(bad) +
+                         " completion(s) named a sample id that was not outstanding");
+  }
+  for (const auto& e : out.errors) out.summary.invalid_reasons.push_back(e);
+  if (!out.errors.empty()) out.summary.valid = false;
+  log_.reset();
+  running_.store(false);
+  return out;
+}
+
+}  // namespace hwbench

@@ -1,0 +1,124 @@
+// hwbench load generator: schedules and issues queries, timestamps completions, and analyses the
+// measured window. It knows nothing of models, tensors or backends: only sample ids (a sequence
+// number per issued sample) and sample indices (a position in the workload's sample set) cross its
+// boundary.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "analysis.h"
+#include "sample_log.h"
+
+namespace hwbench {
+
+/// \brief What the load generator drives. Implemented by the Python SUT adapter.
+class SystemUnderTest {
+ public:
+  virtual ~SystemUnderTest() = default;
+  /// \brief Called on the load generator's issue thread with `n` new samples.
+  /// May block: while it blocks no other query is issued, and in Server the delay counts as
+  /// latency because latency runs from each query's scheduled arrival. The arrays are only valid
+  /// during the call. Must not throw: report faults through LoadGen::abort.
+  virtual void issue(const uint64_t* ids, const uint64_t* indices, size_t n) = 0;
+  /// \brief Called on the issue thread after the last query of a phase, so a batching SUT can
+  /// run what it holds back. May block.
+  virtual void flush() = 0;
+};
+
+/// \brief Loads the samples that queries will name into memory, before the timed phases.
+class SampleLibrary {
+ public:
+  virtual ~SampleLibrary() = default;
+  /// \brief Called on the thread that called LoadGen::run, outside any timed phase. May block.
+  virtual void load(const std::vector<uint64_t>& indices) = 0;
+  /// \brief Called on the thread that called LoadGen::run, outside any timed phase. May block.
+  virtual void unload(const std::vector<uint64_t>& indices) = 0;
+};
+
+/// \brief Progress of a run, readable from any thread while it runs.
+struct Progress {
+  std::string phase;  // "idle", "loading", "warmup", "measure", "drain", "done"
+  double elapsed_s = 0;
+  uint64_t issued = 0;
+  uint64_t completed = 0;
+};
+
+/// \brief What a run leaves behind: the analysis plus the raw per-sample record.
+struct RunOutput {
+  Summary summary;
+  Records records;         // measured window only
+  std::vector<std::string> errors;  // faults that invalidate the run (abort, timeout, bad ids)
+  bool interrupted = false;
+  int64_t start_ns = 0;    // steady-clock time at which the measured window began
+};
+
+/// \brief One load generator; one run at a time.
+///
+/// run() is called from one thread and blocks until the run ends. complete() is thread-safe and
+/// may be called from any thread, including from inside SystemUnderTest::issue. abort() and
+/// progress() are thread-safe.
+class LoadGen {
+ public:
+  LoadGen();
+  ~LoadGen();
+
+  /// \brief Runs warm-up then the measured window, and returns the analysis.
+  /// `poll` is called about every 20 ms on the calling thread; a non-empty return aborts the run
+  /// with that reason, and marks it interrupted.
+  RunOutput run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings& settings,
+                const std::function<std::string()>& poll);
+
+  /// \brief Marks samples complete, taking one timestamp for the call. Thread-safe.
+  void complete(const uint64_t* ids, size_t n);
+
+  /// \brief Stops the run as soon as possible and marks it invalid with `reason`. Thread-safe.
+  void abort(const std::string& reason);
+
+  /// \brief True once the run has been aborted; a SUT may stop early. Thread-safe.
+  bool is_aborted() const { return aborted(); }
+
+  /// \brief Thread-safe snapshot of the run's progress.
+  Progress progress() const;
+
+  /// \brief The load generator's clock (steady, nanoseconds), for aligning other timelines.
+  static int64_t now_ns();
+
+ private:
+  struct Phase;
+  void run_phase(SystemUnderTest& sut, const Settings& s, Phase& phase);
+  void run_sequential(SystemUnderTest& sut, const Settings& s, Phase& phase);
+  void run_offline(SystemUnderTest& sut, const Settings& s, Phase& phase);
+  void run_server(SystemUnderTest& sut, const Settings& s, Phase& phase);
+  void run_accuracy(SystemUnderTest& sut, SampleLibrary& qsl, const Settings& s);
+  uint64_t issue_samples(SystemUnderTest& sut, const uint64_t* indices, size_t n, int64_t stamp,
+                         uint64_t query);
+  bool wait_completed(uint64_t target, double timeout_s);
+  void add_error(const std::string& e);
+  bool aborted() const { return abort_.load(std::memory_order_acquire); }
+
+  SampleLog log_;
+  std::atomic<uint64_t> issued_{0};
+  std::atomic<uint64_t> completed_{0};
+  std::atomic<uint64_t> bad_completions_{0};
+  std::atomic<bool> abort_{false};
+  std::atomic<bool> running_{false};
+  std::atomic<int> waiters_{0};
+  std::atomic<int64_t> phase_start_ns_{0};
+  std::atomic<int> phase_{0};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> errors_;
+  std::vector<uint64_t> loaded_;  // the performance sample set (indices)
+  uint64_t measure_first_id_ = 0;
+  uint64_t measure_end_id_ = 0;
+  int64_t measure_start_ns_ = 0;
+};
+
+}  // namespace hwbench

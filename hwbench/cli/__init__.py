@@ -1,0 +1,65 @@
+"""The ``hwbench`` command. One module per subcommand; each adds its parser and its handler.
+
+Exit status: 0 valid run, 1 internal failure, 2 bad input, 3 run completed but invalid,
+130 interrupted (Ctrl-C; results written, marked invalid).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from hwbench import __version__
+from hwbench.errors import HwbenchError
+from hwbench.cli import list as list_cmd, run as run_cmd, show as show_cmd
+
+EPILOG = """exit status:
+  0    the run is valid
+  1    internal failure (results measured so far are still written)
+  2    bad input: the message names the fix
+  3    the run completed but is invalid (the reasons are in the summary)
+  130  interrupted by Ctrl-C (results written, marked invalid)"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every bad input
+        print(f"hwbench: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hwbench", description="MLPerf-style hardware benchmark of real "
+                     "inference workloads.", epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"hwbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in (run_cmd, list_cmd, show_cmd):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except HwbenchError as exc:
+        print(f"hwbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("hwbench: interrupted before measuring began; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line, the traceback on request
+        if os.environ.get("HWBENCH_DEBUG"):
+            traceback.print_exc()
+        print(f"hwbench: internal error: {type(exc).__name__}: {exc} "
+              "(set HWBENCH_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""``hwbench run``: measure one workload, scenario and backend."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from hwbench import backends, workloads
+from hwbench.config import MODES, PROFILES, SCENARIOS, RunConfig, parse_backend_options
+from hwbench.progress import Reporter
+from hwbench.runner import execute
+from hwbench.summary import summary_table
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a benchmark", description="Run one workload in one "
+                       "scenario on one backend; results go to a new run directory.")
+    p.add_argument("--workload", default="resnet50", help=f"one of {', '.join(workloads.names())}"
+                   " (default: resnet50)")
+    p.add_argument("--scenario", default="offline", help=f"one of {', '.join(SCENARIOS)}, or a "
+                   ".toml file (default: offline)")
+    p.add_argument("--backend", default="cpu", help=f"one of {', '.join(backends.names())} "
+                   "(default: cpu)")
+    p.add_argument("--mode", default="performance", choices=MODES)
+    p.add_argument("--profile", default="quick", choices=PROFILES,
+                   help="quick: short runs for interactive use (default); mlperf: MLPerf's minimums")
+    p.add_argument("--model", help="ONNX model file (default: the workload's synthetic graph)")
+    p.add_argument("--dataset", help="reference set directory (workload-specific)")
+    p.add_argument("--duration", type=float, dest="duration_s", metavar="SECONDS",
+                   help="minimum duration of the measured window")
+    p.add_argument("--max-duration", type=float, dest="max_duration_s", metavar="SECONDS")
+    p.add_argument("--min-queries", type=int, dest="min_query_count", metavar="N")
+    p.add_argument("--target-qps", type=float, metavar="Q", help="Server arrival rate "
+                   "(default: half the calibrated throughput)")
+    p.add_argument("--expected-qps", type=float, metavar="Q", help="Offline expected throughput "
+                   "(default: calibrated)")
+    p.add_argument("--latency-bound-ms", type=float, metavar="MS",
+                   help="latency bound (Server default: the workload's MLPerf bound)")
+    p.add_argument("--batch-size", type=int, default=1, metavar="N")
+    p.add_argument("--warmup", type=float, dest="warmup_s", metavar="SECONDS")
+    p.add_argument("--sample-timeout", type=float, default=60.0, dest="sample_timeout_s",
+                   metavar="SECONDS", help="a sample not completed this long invalidates the run")
+    p.add_argument("--performance-samples", type=int, dest="performance_sample_count",
+                   metavar="N", help="samples loaded for performance mode")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--backend-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend option (repeatable; see 'hwbench list')")
+    p.add_argument("--output", metavar="DIR", help="output root (default: results/runs in a "
+                   "checkout, else ./hwbench-results)")
+    p.add_argument("--json", action="store_true", help="print the result document on stdout "
+                   "and nothing else there")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(handler=handle)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    keys = ("workload", "scenario", "backend", "mode", "profile", "model", "dataset",
+            "duration_s", "max_duration_s", "min_query_count", "target_qps", "expected_qps",
+            "latency_bound_ms", "batch_size", "warmup_s", "sample_timeout_s",
+            "performance_sample_count", "seed", "output")
+    return RunConfig(backend_options=parse_backend_options(args.backend_opt),
+                     **{k: getattr(args, k) for k in keys})
+
+
+def handle(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    outcome = execute(cfg, Reporter(enabled=not args.quiet))
+    if args.json:
+        json.dump(outcome.result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(summary_table(outcome.result, outcome.run_dir))
+    return outcome.exit_code

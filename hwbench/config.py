@@ -1,0 +1,143 @@
+"""Typed, frozen configuration. Strings are parsed here, at the edge, and nowhere else."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hwbench.errors import UsageError
+
+SCENARIOS = ("single-stream", "multi-stream", "server", "offline")
+MODES = ("performance", "accuracy", "both", "find-peak")
+PROFILES = ("quick", "mlperf")
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """One scenario definition (scenarios/*.toml) with a profile applied."""
+
+    name: str
+    loadgen_scenario: str
+    description: str
+    profile: str
+    min_duration_s: float
+    min_query_count: int
+    target_latency_percentile: float
+    samples_per_query: int = 1
+    warmup_s: float = 0.0
+    mlperf_min_duration_s: float = 0.0
+    mlperf_min_query_count: int = 0
+
+
+_SPEC_KEYS = {f.name for f in dataclasses.fields(ScenarioSpec)} - {
+    "profile", "mlperf_min_duration_s", "mlperf_min_query_count"}
+
+
+def load_scenario(name: str, profile: str = "quick") -> ScenarioSpec:
+    """Reads a built-in scenario by name, or a TOML file by path, and applies `profile`."""
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
+    if name.endswith(".toml"):
+        path = Path(name)
+        if not path.is_file():
+            raise UsageError(f"scenario file {name} not found: give an existing .toml path")
+        text = path.read_text()
+    elif name in SCENARIOS:
+        text = resources.files("hwbench.scenarios").joinpath(f"{name}.toml").read_text()
+    else:
+        raise UsageError(f"unknown scenario {name!r}: use one of {', '.join(SCENARIOS)} "
+                         "or a path to a .toml file")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"scenario {name}: invalid TOML ({exc}); fix the file") from None
+    profiles = data.pop("profiles", {})
+    base = {k: v for k, v in data.items() if k in _SPEC_KEYS}
+    unknown = set(data) - _SPEC_KEYS
+    if unknown:
+        raise UsageError(f"scenario {name}: unknown keys {sorted(unknown)}; "
+                         f"valid keys are {sorted(_SPEC_KEYS)}")
+    merged = dict(base)
+    if profile != "mlperf":
+        merged.update(profiles.get(profile, {}))
+    try:
+        return ScenarioSpec(profile=profile,
+                            mlperf_min_duration_s=float(base.get("min_duration_s", 0.0)),
+                            mlperf_min_query_count=int(base.get("min_query_count", 0)),
+                            **merged)
+    except TypeError as exc:
+        raise UsageError(f"scenario {name}: {exc}; fix the file") from None
+
+
+def parse_backend_options(pairs: list[str] | tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """'KEY=VALUE' strings to pairs; the backend validates keys and values."""
+    out = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--backend-opt {pair!r}: write it as KEY=VALUE")
+        out.append((key.strip(), value.strip()))
+    return tuple(out)
+
+
+def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    bad = not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero)
+    if bad:
+        need = ">= 0" if allow_zero else "> 0"
+        raise UsageError(f"{name} must be {need} (got {value})")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run was asked to do. Saved beside its results."""
+
+    workload: str = "resnet50"
+    scenario: str = "offline"
+    backend: str = "cpu"
+    mode: str = "performance"
+    profile: str = "quick"
+    model: str | None = None
+    dataset: str | None = None
+    duration_s: float | None = None
+    max_duration_s: float | None = None
+    min_query_count: int | None = None
+    target_qps: float | None = None
+    expected_qps: float | None = None
+    latency_bound_ms: float | None = None
+    batch_size: int = 1
+    warmup_s: float | None = None
+    sample_timeout_s: float = 60.0
+    performance_sample_count: int | None = None
+    seed: int = 1
+    backend_options: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    output: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(f"unknown mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.mode == "find-peak" and self.scenario != "server":
+            raise UsageError("--mode find-peak searches Server's peak QPS: use --scenario server")
+        _positive("--duration", self.duration_s, allow_zero=True)
+        _positive("--max-duration", self.max_duration_s, allow_zero=True)
+        _positive("--target-qps", self.target_qps)
+        _positive("--expected-qps", self.expected_qps)
+        _positive("--latency-bound-ms", self.latency_bound_ms)
+        _positive("--warmup", self.warmup_s, allow_zero=True)
+        _positive("--sample-timeout", self.sample_timeout_s)
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be >= 1 (got {self.batch_size})")
+        if self.min_query_count is not None and self.min_query_count < 1:
+            raise UsageError(f"--min-queries must be >= 1 (got {self.min_query_count})")
+        if self.performance_sample_count is not None and self.performance_sample_count < 1:
+            raise UsageError("--performance-samples must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["backend_options"] = dict(self.backend_options)
+        return d

@@ -1,0 +1,84 @@
+"""Builds the versioned result document (result.json) from what a run measured."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from hwbench import __version__
+from hwbench.loadgen import Summary
+from hwbench.results import SCHEMA_VERSION
+
+_PCTS = (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"), ("p95", "p95"),
+         ("p97", "p97"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max"))
+
+
+def metrics(m: Summary) -> dict[str, Any]:
+    """The load generator's summary as plain JSON values (latencies in milliseconds)."""
+    lat = m.latency
+    return {
+        "samples_per_second": m.samples_per_second,
+        "queries_per_second": m.queries_per_second,
+        "scheduled_qps": m.scheduled_qps or None,
+        "completed_samples": m.completed_samples,
+        "issued_samples": m.issued_samples,
+        "completed_queries": m.completed_queries,
+        "issued_queries": m.issued_queries,
+        "duration_s": m.duration_s,
+        "latency_ms": {k: getattr(lat, attr) / 1e6 for k, attr in _PCTS},
+        "scenario_metric": {"name": m.metric_name, "value": m.metric_value},
+        "target_percentile": m.target_percentile,
+        "percentile_latency_ms": m.percentile_latency_ns / 1e6,
+        "early_stopping": {
+            "supported": m.early_stopping_supported,
+            "latency_ms": m.early_stopping_latency_ns / 1e6 if m.early_stopping_supported else None,
+            "overlatency_queries": m.overlatency_queries,
+            "min_queries": m.early_stopping_min_queries,
+        },
+        "min_duration_met": m.meets_min_duration,
+        "min_queries_met": m.meets_min_queries,
+    }
+
+
+def samples_columns(records: dict[str, np.ndarray], start_ns: int) -> dict[str, np.ndarray]:
+    """Per-sample columns with times relative to the window's start (ns)."""
+    done = records["complete_ns"]
+    return {"sample_index": records["index"], "query": records["query"],
+            "issue_ns": records["issue_ns"] - start_ns,
+            "complete_ns": np.where(done != 0, done - start_ns, -1)}
+
+
+def status_line(doc: dict[str, Any]) -> str:
+    """VALID / INVALID, and which of performance and accuracy were validated."""
+    v = doc["validated"]
+    perf = {True: "performance VALID", False: "performance INVALID", None: "performance not run"}
+    acc = {True: "accuracy PASS", False: "accuracy FAIL", None: "accuracy not validated"}
+    head = "VALID" if doc["valid"] else "INTERRUPTED" if doc["interrupted"] else "INVALID"
+    return f"{head} ({perf[v['performance']]}, {acc[v['accuracy']]})"
+
+
+def new_document(run_id: str, cfg: dict[str, Any], system: dict[str, Any]) -> dict[str, Any]:
+    """The skeleton every run starts from; the runner fills it as passes finish."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "hwbench_version": __version__,
+        "workload": cfg["workload"],
+        "scenario": cfg["scenario"],
+        "backend": cfg["backend"],
+        "mode": cfg["mode"],
+        "valid": False,
+        "invalid_reasons": [],
+        "interrupted": False,
+        "validated": {"performance": None, "accuracy": None},
+        "metrics": None,
+        "accuracy": None,
+        "accuracy_note": None,
+        "find_peak": None,
+        "settings": {"config": cfg},
+        "backend_info": None,
+        "workload_info": None,
+        "system": system,
+    }

@@ -1,0 +1,64 @@
+"""The load generator's Python face: settings, the two interfaces it drives, and the run call.
+
+The load generator itself is compiled (``hwbench._loadgen``) and owns the clock: it schedules and
+issues queries, takes a timestamp the moment each sample is completed, and analyses the measured
+window. Only sample ids and sample indices cross into Python.
+
+Threading contract
+------------------
+* ``LoadGen.run(sut, library, settings)`` blocks the calling thread, with the GIL released,
+  until the run ends. It checks for Ctrl-C every 20 ms and ends the run, interrupted, if one came.
+* ``SystemUnderTest.issue(ids, indices)`` is called on the load generator's issue thread. It may
+  block; while it does, no query is issued, and in Server the delay counts as latency. It must
+  call ``LoadGen.complete(ids)`` for every id, from any thread, exactly once.
+* ``SystemUnderTest.flush()`` is called on the issue thread after the last query of a phase.
+* ``SampleLibrary.load(indices)`` / ``unload(indices)`` are called on the issue thread, outside
+  any timed phase.
+* ``LoadGen.complete``, ``LoadGen.abort`` and ``LoadGen.progress`` are thread-safe.
+An exception raised by ``issue``, ``flush``, ``load`` or ``unload`` aborts the run: it is marked
+invalid with the exception as its reason, and what was measured is kept.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+try:
+    from hwbench import _loadgen
+except ImportError as exc:  # pragma: no cover - only in a source checkout without a build
+    raise ImportError(
+        "hwbench's compiled load generator is missing: install the package with "
+        "'pip install .' and run from outside the source tree"
+    ) from exc
+
+LoadGen = _loadgen.LoadGen
+Settings = _loadgen.Settings
+Scenario = _loadgen.Scenario
+Mode = _loadgen.Mode
+Summary = _loadgen.Summary
+analyze = _loadgen.analyze
+server_schedule = _loadgen.server_schedule
+early_stopping_min_queries = _loadgen.early_stopping_min_queries
+spin_for_ns = _loadgen.spin_for_ns
+now_ns = LoadGen.now_ns
+
+
+class SystemUnderTest(Protocol):
+    """What the load generator drives (see the module's threading contract)."""
+
+    def issue(self, ids: np.ndarray, indices: np.ndarray) -> None:
+        """New samples: ``ids`` (uint64, to complete) and ``indices`` (into the sample set)."""
+
+    def flush(self) -> None:
+        """No more queries in this phase: run anything held back for batching."""
+
+
+class SampleLibrary(Protocol):
+    """Loads the samples that queries name into memory before the timed phases."""
+
+    def load(self, indices: np.ndarray) -> None:
+        """Make these sample indices ready to be issued."""
+
+    def unload(self, indices: np.ndarray) -> None:
+        """Release these sample indices."""

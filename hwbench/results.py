@@ -1,0 +1,128 @@
+"""Run results on disk: one new directory per run, written atomically, indexed in SQLite.
+
+A run directory holds ``result.json`` (the versioned result document), ``summary.txt`` (the
+summary in MLPerf's field names) and ``samples.npz`` (per-sample issue and completion times of
+the performance window, columnar; ``samples_accuracy.npz`` for an accuracy pass). Readers go through ``load_result``, which migrates older schema versions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwbench.errors import UsageError
+
+# Schema history:
+#   1 - first version.
+SCHEMA_VERSION = 1
+INDEX_NAME = "index.sqlite"
+
+
+def default_output_root() -> Path:
+    """``results/runs`` when run inside an hwbench checkout, else ``./hwbench-results``."""
+    here = Path.cwd()
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").is_file() and (d / "ext").is_dir() and (d / "results").is_dir():
+            return d / "results" / "runs"
+    return here / "hwbench-results"
+
+
+def new_run_id(workload: str, scenario: str, backend: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{stamp}-{workload}-{scenario}-{backend}-{secrets.token_hex(3)}"
+
+
+def write_run(root: Path, result: dict[str, Any], summary_text: str,
+              arrays: dict[str, dict[str, np.ndarray]]) -> Path:
+    """Writes a new run directory atomically and indexes it. Never overwrites a run."""
+    root.mkdir(parents=True, exist_ok=True)
+    run_id = result["run_id"]
+    final = root / run_id
+    tmp = root / f".tmp-{run_id}"
+    if final.exists() or tmp.exists():
+        raise FileExistsError(f"run directory {final} already exists")
+    tmp.mkdir()
+    try:
+        (tmp / "result.json").write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
+        (tmp / "summary.txt").write_text(summary_text)
+        for name, columns in arrays.items():
+            np.savez_compressed(tmp / name, **columns)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    index_run(root, final, result)
+    return final
+
+
+def load_result(run_dir: str | Path) -> dict[str, Any]:
+    """Reads a run directory's result, migrated to the current schema."""
+    path = Path(run_dir)
+    doc_path = path / "result.json" if path.is_dir() else path
+    if not doc_path.is_file():
+        raise UsageError(f"{run_dir} is not a run directory: it has no result.json")
+    try:
+        doc = json.loads(doc_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{doc_path} is not valid JSON ({exc})") from None
+    return migrate(doc)
+
+
+def migrate(doc: dict[str, Any]) -> dict[str, Any]:
+    version = doc.get("schema_version")
+    if not isinstance(version, int):
+        raise UsageError("result.json has no schema_version: it was not written by hwbench")
+    if version > SCHEMA_VERSION:
+        raise UsageError(f"result schema {version} is newer than this hwbench understands "
+                         f"({SCHEMA_VERSION}): upgrade hwbench")
+    return doc
+
+
+_COLUMNS = ("run_id", "created_utc", "workload", "scenario", "backend", "mode", "valid",
+            "metric_name", "metric_value", "samples_per_second", "p90_ms", "p99_ms",
+            "accuracy_passed", "system_fingerprint", "hostname", "path")
+
+
+def index_run(root: Path, run_dir: Path, result: dict[str, Any]) -> None:
+    """Adds one run to ``root/index.sqlite``."""
+    m = result.get("metrics") or {}
+    lat = m.get("latency_ms") or {}
+    acc = result.get("accuracy") or {}
+    row = (result["run_id"], result["created_utc"], result["workload"], result["scenario"],
+           result["backend"], result["mode"], int(bool(result["valid"])),
+           (m.get("scenario_metric") or {}).get("name"), (m.get("scenario_metric") or {}).get("value"),
+           m.get("samples_per_second"), lat.get("p90"), lat.get("p99"),
+           None if not acc else int(bool(acc.get("passed"))),
+           result["system"].get("fingerprint"), result["system"].get("hostname"),
+           run_dir.name)
+    with sqlite3.connect(root / INDEX_NAME, timeout=30) as db:
+        db.execute(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(_COLUMNS)}, "
+                   "PRIMARY KEY (run_id))")
+        db.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+    # the with-block commits; close explicitly so no handle outlives the call
+    db.close()
+
+
+def list_runs(root: Path, **where: Any) -> list[dict[str, Any]]:
+    """Rows of the index, newest first, filtered by equality on the given columns."""
+    path = root / INDEX_NAME
+    if not path.is_file():
+        return []
+    bad = set(where) - set(_COLUMNS)
+    if bad:
+        raise UsageError(f"unknown index column(s) {sorted(bad)}")
+    clause = " AND ".join(f"{k} = ?" for k in where)
+    sql = "SELECT * FROM runs" + (f" WHERE {clause}" if clause else "") + " ORDER BY created_utc DESC"
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute(sql, tuple(where.values()))]
+    finally:
+        db.close()

@@ -1,0 +1,226 @@
+"""One run through the house: config -> workload -> backend -> load generator -> result on disk.
+
+Whatever happens once measuring has begun (a backend fault, Ctrl-C, a bug), the run is written:
+marked invalid with the reason, with everything measured so far.
+"""
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hwbench import backends, document, settings, system, workloads
+from hwbench.config import RunConfig, ScenarioSpec, load_scenario
+from hwbench.errors import HwbenchError
+from hwbench.loadgen import LoadGen, Scenario
+from hwbench.progress import Reporter
+from hwbench.results import default_output_root, new_run_id, write_run
+from hwbench.samples import SampleLibrary
+from hwbench.summary import summary_text
+from hwbench.sut import BatchingSut
+
+EXIT_VALID, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+OFFLINE_SAMPLE_CAP = 16_000_000  # a calibrated Offline query never holds more samples
+
+
+@dataclass
+class Outcome:
+    """A finished run: its result document, where it was written, and the exit status."""
+
+    result: dict[str, Any]
+    run_dir: Path | None
+    exit_code: int
+
+
+class _Run:
+    """State of one run while it executes."""
+
+    def __init__(self, cfg: RunConfig, reporter: Reporter) -> None:
+        self.cfg = cfg
+        self.say = reporter
+        self.spec: ScenarioSpec = load_scenario(cfg.scenario, cfg.profile)
+        self.workload = workloads.create(cfg.workload, cfg.model, cfg.dataset, cfg.seed)
+        self.backend = backends.create(cfg.backend, cfg.backend_options)
+        self.lg = LoadGen()
+        self.library = SampleLibrary(self.workload)
+        self.doc = document.new_document(new_run_id(cfg.workload, cfg.scenario, cfg.backend),
+                                         cfg.to_dict(), system.describe())
+        self.samples: dict[str, dict] = {}
+        self.internal_error = False
+
+    # --- passes ------------------------------------------------------------------------------
+    def loadgen_pass(self, s, label: str, keep_outputs: bool = False) -> tuple[dict, BatchingSut]:
+        sut = BatchingSut(self.backend, self.library, self.lg, self.cfg.batch_size, keep_outputs)
+        with self.say.watch(self.lg, label):
+            out = self.lg.run(sut, self.library, s)
+        if sut.error is not None and not isinstance(sut.error, Exception):
+            raise sut.error  # KeyboardInterrupt or SystemExit raised inside the backend
+        if out["interrupted"]:
+            self.doc["interrupted"] = True
+        return out, sut
+
+    def calibrate(self) -> float:
+        """Samples per second of a short Offline pass, for settings the user did not give."""
+        base = settings.build(self.cfg, self.spec, self.workload)
+        base.scenario = Scenario.Offline
+        base.min_duration_s, base.warmup_s, base.warmup_queries = 0.0, 0.0, 2
+        base.max_query_count = 0
+        n = max(8, 2 * self.cfg.batch_size)
+        while True:
+            base.min_query_count = n
+            out, _ = self.loadgen_pass(base, "calibrating")
+            m = out["summary"]
+            if out["errors"] or self.doc["interrupted"]:
+                raise _Stop(out["errors"] or ["interrupted while calibrating"])
+            if m.duration_s >= 0.5 or n >= (1 << 20):
+                break
+            n *= 8
+        qps = m.samples_per_second
+        self.say.info(f"calibrated: {qps:,.1f} samples/s at batch size {self.cfg.batch_size}")
+        return qps
+
+    def accuracy(self) -> None:
+        s = settings.build(self.cfg, self.spec, self.workload, accuracy=True)
+        out, sut = self.loadgen_pass(s, "accuracy")
+        self.samples["samples_accuracy.npz"] = document.samples_columns(out["records"],
+                                                                        out["start_ns"])
+        self.doc["invalid_reasons"] += [f"accuracy pass: {e}" for e in out["errors"]]
+        why_not = self.workload.accuracy_unavailable()
+        if why_not or out["errors"]:
+            self.doc["accuracy_note"] = why_not or "the accuracy pass did not complete"
+            return
+        report = self.workload.score(sut.outputs)
+        self.doc["accuracy"] = {"metric": report.metric, "value": report.value,
+                                "reference": report.reference, "target": report.target,
+                                "passed": report.passed, **report.details}
+        self.doc["validated"]["accuracy"] = report.passed
+        if not report.passed:
+            self.doc["invalid_reasons"].append(
+                f"accuracy {report.metric} {report.value:.4f} is below the target {report.target:.4f}")
+
+    def performance(self, target_qps: float = 1.0) -> dict:
+        expected = self.cfg.expected_qps or 1.0
+        if self.spec.loadgen_scenario == "Offline" and self.cfg.expected_qps is None:
+            cap = OFFLINE_SAMPLE_CAP / max(1.1 * (self.cfg.duration_s or self.spec.min_duration_s), 1e-9)
+            expected = min(self.calibrate(), cap)
+        s = settings.build(self.cfg, self.spec, self.workload, target_qps=target_qps,
+                           expected_qps=expected)
+        self.doc["settings"]["loadgen"] = settings.to_dict(s)
+        shortfalls = settings.mlperf_shortfalls(s, self.spec, self.workload)
+        self.doc["settings"]["meets_mlperf_minimums"] = not shortfalls
+        self.doc["settings"]["mlperf_shortfalls"] = shortfalls
+        out, _ = self.loadgen_pass(s, "performance")
+        m = out["summary"]
+        self.doc["metrics"] = document.metrics(m)
+        self.doc["validated"]["performance"] = bool(m.valid)
+        self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"])
+        return out
+
+    def server_qps(self) -> float:
+        if self.cfg.target_qps is not None:
+            return self.cfg.target_qps
+        qps = 0.5 * self.calibrate()
+        self.say.info(f"no --target-qps given: using half the calibrated throughput, {qps:,.1f}")
+        self.doc["settings"]["target_qps_calibrated"] = qps
+        return qps
+
+    def find_peak(self) -> None:
+        """Doubles, then bisects, the Server target QPS; keeps the best valid step's metrics."""
+        qps, lo, hi, steps, best = self.server_qps(), None, None, [], None
+        for _ in range(14):
+            out = self.performance(target_qps=qps)
+            m = out["summary"]
+            steps.append({"target_qps": qps, "valid": bool(m.valid), "p99_ms": m.latency.p99 / 1e6,
+                          "completed_qps": m.queries_per_second,
+                          "invalid_reasons": list(m.invalid_reasons)})
+            self.say.info(f"find-peak step {len(steps)}: {qps:,.1f} QPS -> "
+                          f"{'VALID' if m.valid else 'INVALID'} (p99 {m.latency.p99 / 1e6:.3f} ms)")
+            if self.doc["interrupted"] or out["errors"]:
+                break
+            if m.valid:
+                lo, best = qps, (dict(self.doc["metrics"]), self.samples.get("samples.npz"),
+                                 dict(self.doc["settings"]))
+            else:
+                hi = qps
+            if lo is not None and hi is not None and (hi - lo) / lo < 0.02:
+                break
+            qps = qps * 2 if hi is None else qps / 2 if lo is None else (lo + hi) / 2
+        if best is not None:
+            self.doc["metrics"], self.samples["samples.npz"], self.doc["settings"] = best
+        self.doc["validated"]["performance"] = best is not None
+        self.doc["find_peak"] = {"peak_qps": lo, "steps": steps}
+        if best is None:
+            self.doc["invalid_reasons"].append("no target QPS stayed valid under the latency bound")
+
+    def execute(self) -> None:
+        mode = self.cfg.mode
+        if mode in ("accuracy", "both"):
+            self.accuracy()
+        if mode in ("performance", "both") and not self.doc["interrupted"]:
+            qps = self.server_qps() if self.spec.loadgen_scenario == "Server" else 1.0
+            out = self.performance(target_qps=qps)
+            self.doc["invalid_reasons"] += list(out["summary"].invalid_reasons)
+        if mode == "find-peak":
+            self.find_peak()
+
+
+class _Stop(Exception):
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
+    """Runs `cfg` and writes its result. Bad input raises UsageError before anything runs."""
+    run = _Run(cfg, reporter)
+    try:
+        artifact = run.workload.artifact(progress=reporter.info)
+        run.backend.load(artifact)
+    except BaseException:
+        run.backend.close()
+        raise
+    run.doc["backend_info"] = _info_dict(run.backend.info())
+    run.doc["workload_info"] = run.workload.describe()
+    try:
+        run.execute()
+    except KeyboardInterrupt:
+        run.doc["interrupted"] = True
+        run.doc["invalid_reasons"].append("interrupted by the user (Ctrl-C)")
+    except _Stop as stop:
+        run.doc["invalid_reasons"] += stop.reasons
+    except HwbenchError as exc:
+        run.doc["invalid_reasons"].append(str(exc))
+    except Exception as exc:  # a bug: keep what was measured, say what broke
+        run.internal_error = True
+        run.doc["invalid_reasons"].append(f"internal error: {type(exc).__name__}: {exc}")
+        run.doc["traceback"] = traceback.format_exc()
+    finally:
+        run.backend.close()
+    return _finish(run)
+
+
+def _finish(run: _Run) -> Outcome:
+    doc = run.doc
+    v = doc["validated"]
+    doc["valid"] = (not doc["invalid_reasons"] and not doc["interrupted"]
+                    and v["performance"] is not False and v["accuracy"] is not False
+                    and (v["performance"] or v["accuracy"]) is True)
+    if doc["accuracy"] is None and doc["accuracy_note"] is None:
+        doc["accuracy_note"] = (run.workload.accuracy_unavailable()
+                                or "accuracy not run: use --mode accuracy or both")
+    root = Path(run.cfg.output) if run.cfg.output else default_output_root()
+    run_dir = write_run(root, doc, summary_text(doc), run.samples)
+    if doc["interrupted"]:
+        code = EXIT_INTERRUPTED
+    elif run.internal_error:
+        code = EXIT_INTERNAL
+    else:
+        code = EXIT_VALID if doc["valid"] else EXIT_INVALID
+    return Outcome(doc, run_dir, code)
+
+
+def _info_dict(info: backends.BackendInfo) -> dict[str, Any]:
+    return {"name": info.name, "device": info.device, "precision": info.precision,
+            "max_batch_size": info.max_batch_size, "versions": info.versions,
+            "options": info.options}

@@ -1,0 +1,118 @@
+"""Human summaries of a result: summary.txt in MLPerf's field names, and the terminal table."""
+from __future__ import annotations
+
+from typing import Any
+
+from hwbench.document import status_line
+from hwbench.tables import table
+
+_RULE = "=" * 48
+_SCENARIO = {"single-stream": "SingleStream", "multi-stream": "MultiStream", "server": "Server",
+             "offline": "Offline"}
+_MODE = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly", "both": "AccuracyAndPerformance",
+         "find-peak": "FindPeakPerformance"}
+_PCT_FIELDS = (("p50", "50.00"), ("p90", "90.00"), ("p95", "95.00"), ("p97", "97.00"),
+               ("p99", "99.00"), ("p99.9", "99.90"))
+
+
+def _yes(v: Any) -> str:
+    return "Yes" if v else "No"
+
+
+def summary_text(doc: dict[str, Any]) -> str:
+    """The run's summary as MLPerf's ``mlperf_log_summary.txt`` lays it out, plus hwbench's."""
+    m = doc.get("metrics") or {}
+    info = doc.get("backend_info") or {}
+    lines = [_RULE, "hwbench Results Summary", _RULE,
+             f"SUT name : {doc['backend']} ({info.get('device', '?')}, {info.get('precision', '?')})",
+             f"Workload : {doc['workload']}",
+             f"Scenario : {_SCENARIO.get(doc['scenario'], doc['scenario'])}",
+             f"Mode     : {_MODE.get(doc['mode'], doc['mode'])}"]
+    if m:
+        sm = m["scenario_metric"]
+        lines.append(f"{_metric_label(sm['name'])} : {sm['value']:.6g}")
+    lines.append(f"Result is : {'VALID' if doc['valid'] else 'INVALID'}")
+    if m:
+        lines += [f"  Min duration satisfied : {_yes(m['min_duration_met'])}",
+                  f"  Min queries satisfied : {_yes(m['min_queries_met'])}",
+                  f"  Early stopping satisfied: {_yes(m['early_stopping']['supported'])}"]
+    lines.append(f"Status : {status_line(doc)}")
+    for reason in doc["invalid_reasons"]:
+        lines.append(f" * {reason}")
+    if doc.get("accuracy_note"):
+        lines.append(f"Accuracy : {doc['accuracy_note']}")
+    if m:
+        lines += ["", _RULE, "Additional Stats", _RULE,
+                  f"Completed samples per second    : {m['samples_per_second']:.2f}",
+                  f"Completed queries per second    : {m['queries_per_second']:.2f}"]
+        if m.get("scheduled_qps"):
+            lines.append(f"Scheduled samples per second    : {m['scheduled_qps']:.2f}")
+        lat = m["latency_ms"]
+        lines += [f"Min latency (ns)                : {lat['min'] * 1e6:.0f}",
+                  f"Max latency (ns)                : {lat['max'] * 1e6:.0f}",
+                  f"Mean latency (ns)               : {lat['mean'] * 1e6:.0f}"]
+        lines += [f"{label} percentile latency (ns)   : {lat[k] * 1e6:.0f}" for k, label in _PCT_FIELDS]
+        es = m["early_stopping"]
+        if es["latency_ms"] is not None:
+            pct = f"{m['target_percentile'] * 100:.2f}"
+            lines.append(f"Early stopping {pct} percentile estimate (ns) : {es['latency_ms'] * 1e6:.0f}")
+    lines += ["", _RULE, "Test Parameters Used", _RULE]
+    for k, v in (doc["settings"].get("loadgen") or {}).items():
+        lines.append(f"{k} : {v}")
+    lines.append(f"meets_mlperf_minimums : {doc['settings'].get('meets_mlperf_minimums')}")
+    for s in doc["settings"].get("mlperf_shortfalls") or []:
+        lines.append(f" * {s}")
+    return "\n".join(lines) + "\n"
+
+
+def _metric_label(name: str) -> str:
+    return {"samples_per_second": "Samples per second", "scheduled_qps":
+            "Scheduled samples per second"}.get(name, name.replace("_", " "))
+
+
+def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
+    """The table a person reads at the end of a run."""
+    m = doc.get("metrics") or {}
+    lat = m.get("latency_ms") or {}
+    rows: list[tuple[str, Any]] = [
+        ("result", status_line(doc)),
+        ("workload / scenario", f"{doc['workload']} / {doc['scenario']}"),
+        ("backend", _backend_line(doc)),
+    ]
+    if m:
+        sm = m["scenario_metric"]
+        rows += [("scenario metric", f"{sm['name']} = {sm['value']:,.4g}"),
+                 ("throughput", f"{m['samples_per_second']:,.2f} samples/s, "
+                                f"{m['queries_per_second']:,.2f} queries/s"),
+                 ("completed", f"{m['completed_samples']:,} samples in {m['duration_s']:.2f} s"),
+                 ("latency p50 / p90 / p99", f"{lat['p50']:.3f} / {lat['p90']:.3f} / "
+                                             f"{lat['p99']:.3f} ms"),
+                 ("latency min / mean / max", f"{lat['min']:.3f} / {lat['mean']:.3f} / "
+                                              f"{lat['max']:.3f} ms")]
+        es = m["early_stopping"]
+        if es["latency_ms"] is not None:
+            rows.append((f"early-stopping p{m['target_percentile'] * 100:g}", f"{es['latency_ms']:.3f} ms"))
+    if doc.get("accuracy"):
+        a = doc["accuracy"]
+        rows.append(("accuracy", f"{a['metric']} {a['value']:.4f} (target {a['target']:.4f}): "
+                                 f"{'PASS' if a['passed'] else 'FAIL'}"))
+    elif doc.get("accuracy_note"):
+        rows.append(("accuracy", doc["accuracy_note"]))
+    fp = doc.get("find_peak")
+    if fp:
+        rows.append(("peak Server QPS", "none valid" if fp["peak_qps"] is None
+                     else f"{fp['peak_qps']:,.1f} ({len(fp['steps'])} steps)"))
+    rows.append(("MLPerf minimums", "met" if doc["settings"].get("meets_mlperf_minimums")
+                 else "not met (quick profile)" if doc["settings"].get("mlperf_shortfalls") else "-"))
+    for reason in doc["invalid_reasons"]:
+        rows.append(("invalid because", reason))
+    if run_dir is not None:
+        rows.append(("written to", str(run_dir)))
+    return table(("", ""), rows)
+
+
+def _backend_line(doc: dict[str, Any]) -> str:
+    info = doc.get("backend_info") or {}
+    versions = ", ".join(f"{k} {v}" for k, v in (info.get("versions") or {}).items())
+    extra = f"; {versions}" if versions else ""
+    return f"{doc['backend']} ({info.get('device', '?')}, {info.get('precision', '?')}{extra})"

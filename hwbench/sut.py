@@ -1,0 +1,55 @@
+"""The SUT adapter: turns the load generator's issued samples into backend batches.
+
+It never reads a clock: it gathers samples, calls the backend, and completes the ids. Scenarios
+are invisible to it; it serves whatever the load generator issues.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hwbench.backends import Backend
+from hwbench.loadgen import LoadGen
+from hwbench.samples import SampleLibrary
+
+
+class BatchingSut:
+    """Runs issued samples inline, in batches of up to ``batch_size``, in arrival order.
+
+    ``issue`` runs on the load generator's issue thread and blocks while it computes; queries
+    that fall due meanwhile are issued together on the next call. With ``keep_outputs`` each
+    sample's output is kept by sample index, for scoring.
+    """
+
+    def __init__(self, backend: Backend, library: SampleLibrary, loadgen: LoadGen,
+                 batch_size: int, keep_outputs: bool = False) -> None:
+        self._run = backend.run
+        self._gather = library.gather
+        self._complete = loadgen.complete
+        self._aborted = loadgen.is_aborted
+        self._batch = batch_size
+        self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
+        self.error: BaseException | None = None
+
+    def issue(self, ids: np.ndarray, indices: np.ndarray) -> None:
+        bs = self._batch
+        try:
+            if len(ids) <= bs:
+                self._one(ids, indices)
+                return
+            for s in range(0, len(ids), bs):
+                if self._aborted():
+                    return
+                self._one(ids[s:s + bs], indices[s:s + bs])
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def _one(self, ids: np.ndarray, indices: np.ndarray) -> None:
+        out = self._run(self._gather(indices))
+        if self.outputs is not None:
+            for i, row in zip(indices.tolist(), out):
+                self.outputs[i] = row
+        self._complete(ids)
+
+    def flush(self) -> None:
+        """Nothing is held back: every batch runs as soon as it is issued."""

@@ -1,0 +1,160 @@
+"""What a workload is: a model artifact, a sample set, and what a correct answer is.
+
+Shared code never asks which workload runs; it asks the workload.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import onnx
+
+from hwbench.backends.base import ModelArtifact
+from hwbench.errors import ModelError
+
+
+def cache_dir() -> Path:
+    """Where generated artifacts are kept: $HWBENCH_CACHE, else ~/.cache/hwbench."""
+    root = os.environ.get("HWBENCH_CACHE") or Path.home() / ".cache" / "hwbench"
+    return Path(root)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    """Accuracy of one mode-accuracy pass against the reference set."""
+
+    metric: str
+    value: float
+    reference: float
+    target: float
+    passed: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Workload(ABC):
+    """Base class of every workload. Subclasses set the class attributes and the methods."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    server_latency_bound_ms: ClassVar[float]
+    mlperf_performance_sample_count: ClassVar[int]
+
+    def __init__(self, model: str | None = None, dataset: str | None = None,
+                 seed: int = 1) -> None:
+        self.model_path = Path(model) if model else None
+        self.dataset = Path(dataset) if dataset else None
+        self.seed = seed
+        self._artifact: ModelArtifact | None = None
+
+    # --- the model -------------------------------------------------------------------------
+    @abstractmethod
+    def synthetic_model(self) -> onnx.ModelProto:
+        """The reference graph with seeded synthetic weights."""
+
+    @property
+    @abstractmethod
+    def generator_version(self) -> str:
+        """Bumped whenever synthetic_model would produce other bytes (keys the cache)."""
+
+    def artifact(self, progress: Callable[[str], None] | None = None) -> ModelArtifact:
+        """The model to run: the user's file, checked, or the cached synthetic graph."""
+        if self._artifact is None:
+            if self.model_path is not None:
+                path = self.model_path
+                if not path.is_file():
+                    raise ModelError(f"model file {path} not found: give --model an existing "
+                                     "ONNX file")
+            else:
+                path = cache_dir() / "models" / f"{self.name}-{self.generator_version}-seed{self.seed}.onnx"
+                if not path.is_file():
+                    if progress:
+                        progress(f"building the synthetic {self.name} model (once) in {path}")
+                    _atomic_save(self.synthetic_model(), path)
+            self._artifact = self._describe(path)
+        return self._artifact
+
+    def _describe(self, path: Path) -> ModelArtifact:
+        try:
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:  # protobuf raises DecodeError and others for corrupt files
+            raise ModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}); "
+                             "give --model a valid .onnx file") from None
+        graph = proto.graph
+        init = {i.name for i in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in init]
+        if len(inputs) != 1 or not graph.output:
+            raise ModelError(f"{path}: expected one input and at least one output, found "
+                             f"{len(inputs)} input(s); give a model for the {self.name} workload")
+        dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1:]
+        if tuple(dims) != self.sample_shape:
+            raise ModelError(f"{path}: input shape {dims} does not match the {self.name} "
+                             f"workload's {list(self.sample_shape)}")
+        out = graph.output[0]
+        out_dims = tuple(d.dim_value for d in out.type.tensor_type.shape.dim[1:])
+        return ModelArtifact(path=path, sha256=sha256_of(path), input_name=inputs[0].name,
+                             output_name=out.name, sample_shape=self.sample_shape,
+                             output_shape=out_dims)
+
+    # --- the samples -----------------------------------------------------------------------
+    sample_shape: ClassVar[tuple[int, ...]]
+
+    @abstractmethod
+    def sample_count(self) -> int:
+        """Size of the sample set (the reference set, or the synthetic one)."""
+
+    def performance_sample_count(self) -> int:
+        return min(self.sample_count(), self.mlperf_performance_sample_count)
+
+    @abstractmethod
+    def load_samples(self, indices: np.ndarray) -> np.ndarray:
+        """Preprocessed samples, ``(len(indices), *sample_shape)`` float32, in that order."""
+
+    # --- correctness -----------------------------------------------------------------------
+    def accuracy_unavailable(self) -> str | None:
+        """Why accuracy cannot be validated here, or None if it can."""
+        return None
+
+    def score(self, outputs: dict[int, np.ndarray]) -> AccuracyReport:
+        """Scores outputs by sample index against the reference labels."""
+        raise NotImplementedError(self.accuracy_unavailable() or "no scoring for this workload")
+
+    def describe(self) -> dict[str, Any]:
+        a = self._artifact
+        return {"name": self.name, "description": self.description,
+                "model": str(a.path) if a else None, "model_sha256": a.sha256 if a else None,
+                "synthetic_model": self.model_path is None, "sample_count": self.sample_count(),
+                "dataset": str(self.dataset) if self.dataset else None}
+
+
+def synthetic_samples(seed: int, indices: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Seeded standard-normal samples; sample i is the same whichever others are loaded."""
+    out = np.empty((len(indices), *shape), np.float32)
+    for row, i in enumerate(indices):
+        out[row] = np.random.default_rng([seed, int(i)]).standard_normal(shape, np.float32)
+    return out
+
+
+def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
