@@ -287,6 +287,10 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
           why.push_back("too few queries to judge " + pct_name(p) + " latency: " +
                         std::to_string(nq) + " completed, early stopping needs at least " +
                         std::to_string(m.early_stopping_min_queries));
+          if (m.percentile_latency_ns > bound_ns) {
+            why.push_back(pct_name(p) + " latency " + fmt_ms(m.percentile_latency_ns) +
+                          " exceeds the bound " + fmt_ms(bound_ns));
+          }
         } else if (m.overlatency_queries > allowed) {
           why.push_back(pct_name(p) + " latency bound " + fmt_ms(bound_ns) + " not met: " +
                         std::to_string(m.overlatency_queries) + " of " + std::to_string(nq) +

@@ -47,13 +47,14 @@ class Reporter:
             rate = (done - last_done) / (elapsed - last_t) if elapsed > last_t else 0.0
             last_done, last_t = done, elapsed
             tick += 1
-            if tick % every:
-                continue
-            line = (f"{label} [{phase}] {elapsed:7.1f} s  {done:,} / {issued:,} samples  "
-                    f"{rate:,.1f} samples/s")
-            if self._tty:
-                print(f"\r\033[K{line}", end="", file=self.stream, flush=True)
-            else:
-                print(line, file=self.stream, flush=True)
+            if tick % every == 0:
+                self._line(f"{label} [{phase}] {elapsed:7.1f} s  {done:,} / {issued:,} samples  "
+                           f"{rate:,.1f} samples/s", final=False)
+        phase, elapsed, issued, done = lg.progress()
+        self._line(f"{label}: {done:,} / {issued:,} samples completed", final=True)
+
+    def _line(self, text: str, final: bool) -> None:
         if self._tty:
-            print("\r\033[K", end="", file=self.stream, flush=True)
+            print(f"\r\033[K{text}", end="\n" if final else "", file=self.stream, flush=True)
+        else:
+            print(text, file=self.stream, flush=True)

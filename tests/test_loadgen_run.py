@@ -1,0 +1,259 @@
+"""The load generator driving real Python systems under test (threads, callbacks, faults)."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from hwbench import loadgen as lgm
+
+
+class Library:
+    def __init__(self):
+        self.loaded: list[np.ndarray] = []
+        self.unloaded: list[np.ndarray] = []
+
+    def load(self, indices):
+        self.loaded.append(indices.copy())
+
+    def unload(self, indices):
+        self.unloaded.append(indices.copy())
+
+
+class InlineSut:
+    """Completes every sample inside issue(), recording what it saw."""
+
+    def __init__(self, lg):
+        self.lg, self.calls, self.indices = lg, 0, []
+
+    def issue(self, ids, indices):
+        self.calls += 1
+        self.indices.append(indices.copy())
+        self.lg.complete(ids)
+
+    def flush(self):
+        pass
+
+
+class PacedSut(InlineSut):
+    """Completes issued samples ten at a time, 10 ms apart, inside issue()."""
+
+    def issue(self, ids, indices):
+        self.calls += 1
+        for s in range(0, len(ids), 10):
+            time.sleep(0.01)
+            self.lg.complete(ids[s:s + 10])
+
+
+class ThreadedSut:
+    """Completes samples on a worker thread after `delay_s`."""
+
+    def __init__(self, lg, delay_s=0.0, drop=()):
+        self.lg, self.delay, self.drop = lg, delay_s, set(drop)
+        self.q: list[np.ndarray] = []
+        self.cv = threading.Condition()
+        self.stop = False
+        self.worker = threading.Thread(target=self._work, daemon=True)
+        self.worker.start()
+
+    def issue(self, ids, indices):
+        with self.cv:
+            self.q.append(ids)
+            self.cv.notify()
+
+    def flush(self):
+        pass
+
+    def _work(self):
+        while True:
+            with self.cv:
+                while not self.q and not self.stop:
+                    self.cv.wait()
+                if self.stop:
+                    return
+                ids = self.q.pop(0)
+            time.sleep(self.delay)
+            keep = np.array([i for i in ids.tolist() if i not in self.drop], dtype=np.uint64)
+            self.lg.complete(keep)
+
+    def close(self):
+        with self.cv:
+            self.stop = True
+            self.cv.notify()
+
+
+def settings(scenario, **kw):
+    s = lgm.Settings()
+    s.scenario = scenario
+    s.min_duration_s = 0.2
+    s.min_query_count = 10
+    s.total_sample_count = 100
+    s.performance_sample_count = 20
+    for k, v in kw.items():
+        setattr(s, k, v)
+    return s
+
+
+@pytest.mark.parametrize("scenario,kw", [
+    (lgm.Scenario.SingleStream, {}),
+    (lgm.Scenario.MultiStream, {"samples_per_query": 4, "target_latency_percentile": 0.99,
+                                "min_query_count": 700}),
+    (lgm.Scenario.Server, {"server_target_qps": 2000.0, "latency_bound_s": 0.05,
+                           "target_latency_percentile": 0.99, "min_query_count": 700}),
+    (lgm.Scenario.Offline, {"offline_expected_qps": 1000.0}),
+])
+def test_every_scenario_runs_valid_with_an_inline_sut(scenario, kw):
+    lg = lgm.LoadGen()
+    lib = Library()
+    sut = PacedSut(lg) if scenario == lgm.Scenario.Offline else InlineSut(lg)
+    out = lg.run(sut, lib, settings(scenario, **kw))
+    m = out["summary"]
+    assert m.valid, m.invalid_reasons
+    assert m.completed_samples == m.issued_samples > 0
+    assert m.duration_s >= 0.2
+    # performance samples come from the loaded set only, which is loaded once and unloaded
+    assert len(lib.loaded) == 1 and len(lib.unloaded) == 1
+    assert set(out["records"]["index"].tolist()) <= set(lib.loaded[0].tolist())
+    assert len(lib.loaded[0]) == 20 and len(set(lib.loaded[0].tolist())) == 20
+
+
+def test_offline_issues_everything_in_one_call():
+    lg = lgm.LoadGen()
+    sut = InlineSut(lg)
+    out = lg.run(sut, Library(), settings(lgm.Scenario.Offline, offline_expected_qps=500.0))
+    assert sut.calls == 1
+    assert out["summary"].issued_samples == max(10, int(np.ceil(500 * 0.2 * 1.1)))
+
+
+def test_multistream_queries_hold_samples_per_query():
+    lg = lgm.LoadGen()
+    sut = InlineSut(lg)
+    lg.run(sut, Library(), settings(lgm.Scenario.MultiStream, samples_per_query=8))
+    assert all(len(i) == 8 for i in sut.indices)
+
+
+def test_server_latency_counts_from_scheduled_arrival():
+    """A SUT that takes 20 ms per call at 500 QPS queues: latency grows past its service time."""
+    lg = lgm.LoadGen()
+
+    class Slow(InlineSut):
+        def issue(self, ids, indices):
+            time.sleep(0.02)
+            super().issue(ids, indices)
+
+    sut = Slow(lg)
+    s = settings(lgm.Scenario.Server, server_target_qps=500.0, latency_bound_s=0.01,
+                 target_latency_percentile=0.99, min_query_count=200)
+    out = lg.run(sut, Library(), s)
+    m = out["summary"]
+    assert sut.calls < m.issued_queries  # arrivals during a call were coalesced
+    assert m.latency.min >= 0.019e9 or m.latency.p50 >= 0.02e9
+    assert not m.valid and any("bound" in r for r in m.invalid_reasons)
+    rec = out["records"]
+    assert np.all(rec["complete_ns"] - rec["issue_ns"] > 0)
+
+
+def test_accuracy_mode_issues_every_sample_exactly_once():
+    lg = lgm.LoadGen()
+    lib, sut = Library(), InlineSut(lg)
+    s = settings(lgm.Scenario.Offline, mode=lgm.Mode.Accuracy, total_sample_count=57,
+                 performance_sample_count=10)
+    out = lg.run(sut, lib, s)
+    assert sorted(np.concatenate(sut.indices).tolist()) == list(range(57))
+    assert len(lib.loaded) == 6  # chunks of the performance sample count
+    assert out["summary"].valid
+
+
+def test_warmup_is_excluded_from_the_measured_window():
+    lg = lgm.LoadGen()
+    sut = InlineSut(lg)
+    out = lg.run(sut, Library(), settings(lgm.Scenario.SingleStream, warmup_queries=25,
+                                          min_duration_s=0.0))
+    assert sut.calls == 25 + out["summary"].issued_queries
+    assert out["summary"].issued_queries == 10
+
+
+def test_a_lost_sample_times_out_and_invalidates_the_run():
+    lg = lgm.LoadGen()
+    sut = ThreadedSut(lg, drop={3})
+    try:
+        out = lg.run(sut, Library(), settings(lgm.Scenario.SingleStream, sample_timeout_s=0.3))
+    finally:
+        sut.close()
+    m = out["summary"]
+    assert not m.valid
+    assert any("not completed within the sample timeout" in r for r in m.invalid_reasons)
+    assert m.completed_samples == 3  # what was measured before the loss is kept
+
+
+def test_an_exception_in_the_sut_aborts_with_its_message():
+    lg = lgm.LoadGen()
+
+    class Faulty(InlineSut):
+        def issue(self, ids, indices):
+            if self.calls == 5:
+                raise RuntimeError("device lost")
+            super().issue(ids, indices)
+
+    out = lg.run(Faulty(lg), Library(), settings(lgm.Scenario.SingleStream))
+    m = out["summary"]
+    assert not m.valid and m.completed_samples == 5
+    assert any("RuntimeError: device lost" in r for r in out["errors"])
+
+
+def test_duplicate_and_unknown_completions_invalidate():
+    lg = lgm.LoadGen()
+
+    class Twice(InlineSut):
+        def issue(self, ids, indices):
+            super().issue(ids, indices)
+            if self.calls == 2:
+                self.lg.complete(ids)
+                self.lg.complete(np.array([10**9], dtype=np.uint64))
+
+    out = lg.run(Twice(lg), Library(), settings(lgm.Scenario.SingleStream))
+    assert not out["summary"].valid
+    assert any("2 completion(s)" in e for e in out["errors"])
+
+
+def test_completion_from_worker_threads():
+    lg = lgm.LoadGen()
+    sut = ThreadedSut(lg, delay_s=0.001)
+    try:
+        out = lg.run(sut, Library(), settings(lgm.Scenario.Server, server_target_qps=300.0,
+                                              latency_bound_s=0.5, min_query_count=100))
+    finally:
+        sut.close()
+    m = out["summary"]
+    assert m.completed_samples == m.issued_samples and m.latency.min >= 0.001e9
+
+
+def test_sigint_interrupts_the_run_and_keeps_measurements():
+    lg = lgm.LoadGen()
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    out = lg.run(InlineSut(lg), Library(), settings(lgm.Scenario.SingleStream, min_duration_s=30))
+    assert out["interrupted"]
+    assert any("Ctrl-C" in e for e in out["errors"])
+    assert out["summary"].completed_samples > 0 and not out["summary"].valid
+
+
+def test_progress_and_abort_from_another_thread():
+    lg = lgm.LoadGen()
+    seen = []
+
+    def watcher():
+        time.sleep(0.2)
+        seen.append(lg.progress())
+        lg.abort("stopped by the test")
+
+    t = threading.Thread(target=watcher)
+    t.start()
+    out = lg.run(InlineSut(lg), Library(), settings(lgm.Scenario.SingleStream, min_duration_s=30))
+    t.join()
+    assert seen and seen[0][0] == "measure" and seen[0][3] > 0
+    assert "stopped by the test" in out["errors"] and not out["interrupted"]
