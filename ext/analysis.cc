@@ -82,15 +82,15 @@ double percentile_of_sorted(const std::vector<int64_t>& sorted, double p) {
 }
 
 uint64_t early_stopping_min_queries(uint64_t overlatency, double percentile, double confidence) {
-  // Smallest n such that seeing at most `overlatency` queries over the bound among n would
-  // happen with probability at most 1 - confidence if the true overlatency rate were 1 - p.
+  // MLPerf's h(t) + t: the fewest queries n with P(X <= t) < 1 - confidence for X ~ B(n, 1 - p),
+  // i.e. at which `overlatency` queries over the bound still pass. The CDF falls as n grows.
   const double q = 1.0 - percentile;
   const double alpha = 1.0 - confidence;
   uint64_t lo = overlatency + 1, hi = lo;
-  while (binom_cdf(overlatency, hi, q) > alpha) hi *= 2;
+  while (binom_cdf(overlatency, hi, q) >= alpha) hi *= 2;
   while (lo < hi) {
     uint64_t mid = lo + (hi - lo) / 2;
-    if (binom_cdf(overlatency, mid, q) > alpha) {
+    if (binom_cdf(overlatency, mid, q) >= alpha) {
       lo = mid + 1;
     } else {
       hi = mid;
@@ -99,21 +99,23 @@ uint64_t early_stopping_min_queries(uint64_t overlatency, double percentile, dou
   return lo;
 }
 
-uint64_t early_stopping_max_overlatency(uint64_t n, double percentile, double confidence) {
-  // The largest t with P(X <= t) <= 1 - confidence for X ~ B(n, 1 - p): the CDF grows with t,
-  // so walk it upward once, one probability-mass term at a time (O(t), in log space).
+int64_t early_stopping_max_overlatency(uint64_t n, double percentile, double confidence) {
+  // The largest t with P(X <= t) < 1 - confidence for X ~ B(n, 1 - p), or -1 if even t = 0 fails.
+  // Equivalent to MLPerf's search for the largest t with n >= h(t) + t, because h(t) + t <= n
+  // exactly when P(B(n, 1 - p) <= t) < 1 - confidence. The CDF grows with t, so walk it upward
+  // once, one probability-mass term at a time (O(t), in log space).
   const double q = 1.0 - percentile;
   const double alpha = 1.0 - confidence;
   const double log_ratio = std::log(q) - std::log1p(-q);
   double log_pmf = n * std::log1p(-q);  // P(X = 0)
   double cdf = std::exp(log_pmf);
-  if (cdf > alpha) return 0;  // not even t = 0 passes: the caller checks the minimum first
-  uint64_t t = 0;
-  while (t + 1 < n) {
+  if (cdf >= alpha) return -1;
+  int64_t t = 0;
+  while (static_cast<uint64_t>(t) + 1 < n) {
     log_pmf += std::log(static_cast<double>(n - t)) - std::log(static_cast<double>(t + 1)) +
                log_ratio;
     double next = cdf + std::exp(log_pmf);
-    if (next > alpha) break;
+    if (next >= alpha) break;
     cdf = next;
     ++t;
   }
@@ -256,7 +258,9 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
     const bool streams = s.scenario == Scenario::SingleStream ||
                          s.scenario == Scenario::MultiStream;
     if (streams && nq > 0) {
-      m.early_stopping_min_queries = early_stopping_min_queries(0, p, conf);
+      // MLPerf: at least h(1) + 1 queries; t is the largest overlatency count the query count
+      // supports, and the estimate is the t-th largest latency.
+      m.early_stopping_min_queries = early_stopping_min_queries(1, p, conf);
       if (!s.early_stopping) {
         m.early_stopping_latency_ns = m.percentile_latency_ns;
       } else if (nq < m.early_stopping_min_queries) {
@@ -264,9 +268,9 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
                       std::to_string(nq) + " completed, early stopping needs at least " +
                       std::to_string(m.early_stopping_min_queries));
       } else {
-        uint64_t t = early_stopping_max_overlatency(nq, p, conf);
+        const int64_t t = early_stopping_max_overlatency(nq, p, conf);
         m.early_stopping_supported = true;
-        m.early_stopping_latency_ns = static_cast<double>(lat[nq - 1 - t]);
+        m.early_stopping_latency_ns = static_cast<double>(lat[nq - static_cast<uint64_t>(t)]);
       }
       if (bound_ns > 0) {
         for (int64_t v : lat) m.overlatency_queries += (v > bound_ns);
@@ -278,28 +282,28 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
       }
     }
     if (s.scenario == Scenario::Server && nq > 0) {
+      // MLPerf: the percentile itself must be within the bound, and with t queries over the bound
+      // the run needs at least h(t) + t queries.
       for (int64_t v : lat) m.overlatency_queries += (v > bound_ns);
       m.early_stopping_min_queries = early_stopping_min_queries(0, p, conf);
+      if (m.percentile_latency_ns > bound_ns) {
+        why.push_back(pct_name(p) + " latency " + fmt_ms(m.percentile_latency_ns) +
+                      " exceeds the bound " + fmt_ms(bound_ns));
+      }
       if (s.early_stopping) {
-        const uint64_t allowed = early_stopping_max_overlatency(nq, p, conf);
-        m.early_stopping_supported = nq >= m.early_stopping_min_queries;
+        const int64_t allowed = early_stopping_max_overlatency(nq, p, conf);
+        m.early_stopping_supported = allowed >= 0;
         if (!m.early_stopping_supported) {
           why.push_back("too few queries to judge " + pct_name(p) + " latency: " +
                         std::to_string(nq) + " completed, early stopping needs at least " +
                         std::to_string(m.early_stopping_min_queries));
-          if (m.percentile_latency_ns > bound_ns) {
-            why.push_back(pct_name(p) + " latency " + fmt_ms(m.percentile_latency_ns) +
-                          " exceeds the bound " + fmt_ms(bound_ns));
-          }
-        } else if (m.overlatency_queries > allowed) {
+        } else if (static_cast<int64_t>(m.overlatency_queries) > allowed) {
           why.push_back(pct_name(p) + " latency bound " + fmt_ms(bound_ns) + " not met: " +
                         std::to_string(m.overlatency_queries) + " of " + std::to_string(nq) +
-                        " queries over the bound, early stopping allows at most " +
-                        std::to_string(allowed));
+                        " queries over the bound, early stopping needs at least " +
+                        std::to_string(early_stopping_min_queries(m.overlatency_queries, p, conf)) +
+                        " queries for that many");
         }
-      } else if (m.percentile_latency_ns > bound_ns) {
-        why.push_back(pct_name(p) + " latency " + fmt_ms(m.percentile_latency_ns) +
-                      " exceeds the bound " + fmt_ms(bound_ns));
       }
     }
   }

@@ -76,13 +76,13 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns);
 /// \brief The k-th smallest of the sorted values, for percentile p in [0, 1].
 double percentile_of_sorted(const std::vector<int64_t>& sorted, double p);
 
-/// \brief Smallest query count at which a percentile can be judged with `overlatency` queries over
-/// the bound (MLPerf early stopping, tolerance 0).
+/// \brief MLPerf early stopping's h(t) + t (tolerance 0): the fewest queries at which `overlatency`
+/// queries over the bound still pass. SingleStream/MultiStream need h(1) + 1 (64 at p90, 662 at p99).
 uint64_t early_stopping_min_queries(uint64_t overlatency, double percentile, double confidence);
 
-/// \brief Largest over-latency count that `n` queries still pass at (MLPerf early stopping); the
-/// (t+1)-th largest latency is then an upper estimate of the percentile.
-uint64_t early_stopping_max_overlatency(uint64_t n, double percentile, double confidence);
+/// \brief The largest over-latency count t that `n` queries still pass at (n >= h(t) + t), or -1 if
+/// none. For SingleStream/MultiStream the t-th largest latency is MLPerf's percentile estimate.
+int64_t early_stopping_max_overlatency(uint64_t n, double percentile, double confidence);
 
 /// \brief Server arrival offsets (ns from the start): a seeded Poisson process at `qps`, at least
 /// `min_n` arrivals and running until at least `min_duration_s`.

@@ -102,6 +102,18 @@ nb::dict records_dict(Records&& r) {
   return d;
 }
 
+// Keeps one interpreter thread state on the issue thread for the whole run. Without it every
+// callback's GIL acquisition would create and destroy a thread state (microseconds per query).
+struct IssueThreadState {
+  PyGILState_STATE gil;
+  PyThreadState* saved;
+  IssueThreadState() : gil(PyGILState_Ensure()), saved(PyEval_SaveThread()) {}
+  ~IssueThreadState() {
+    PyEval_RestoreThread(saved);
+    PyGILState_Release(gil);
+  }
+};
+
 nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
   PySut py_sut(sut, &lg);
   PyLibrary py_qsl(qsl, &lg);
@@ -115,7 +127,8 @@ nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
   RunOutput out;
   {
     nb::gil_scoped_release release;
-    out = lg.run(py_sut, py_qsl, s, poll);
+    out = lg.run(py_sut, py_qsl, s, poll,
+                 [] { return std::shared_ptr<void>(std::make_shared<IssueThreadState>()); });
   }
   nb::dict d;
   d["summary"] = out.summary;
@@ -247,7 +260,10 @@ NB_MODULE(_loadgen, m) {
       "qps"_a, "min_n"_a, "min_duration_s"_a, "seed"_a,
       "Server arrival offsets in ns: a seeded Poisson process.");
   m.def("early_stopping_min_queries", &early_stopping_min_queries, "overlatency"_a,
-        "percentile"_a, "confidence"_a);
+        "percentile"_a, "confidence"_a,
+        "MLPerf early stopping's h(t) + t: the fewest queries at which t over the bound pass.");
+  m.def("early_stopping_max_overlatency", &early_stopping_max_overlatency, "n"_a, "percentile"_a,
+        "confidence"_a, "The largest over-bound count n queries pass at, or -1 if none.");
   m.def(
       "spin_for_ns",
       [](int64_t ns) {

@@ -279,7 +279,8 @@ void LoadGen::run_accuracy(SystemUnderTest& sut, SampleLibrary& qsl, const Setti
 }
 
 RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings& s,
-                       const std::function<std::string()>& poll) {
+                       const std::function<std::string()>& poll,
+                       const std::function<std::shared_ptr<void>()>& issue_thread_scope) {
   validate(s);
   if (running_.exchange(true)) throw std::runtime_error("this LoadGen is already running");
   log_.reset();
@@ -294,6 +295,7 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
 
   std::atomic<bool> done{false};
   std::thread issuer([&] {
+    std::shared_ptr<void> scope = issue_thread_scope ? issue_thread_scope() : nullptr;
     try {
       if (s.mode == Mode::Accuracy) {
         run_accuracy(sut, qsl, s);

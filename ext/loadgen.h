@@ -71,9 +71,12 @@ class LoadGen {
 
   /// \brief Runs warm-up then the measured window, and returns the analysis.
   /// `poll` is called about every 20 ms on the calling thread; a non-empty return aborts the run
-  /// with that reason, and marks it interrupted.
+  /// with that reason, and marks it interrupted. `issue_thread_scope`, if set, is called once at
+  /// the start of the issue thread; what it returns lives until that thread ends (bindings use it
+  /// to keep one interpreter thread state for every callback).
   RunOutput run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings& settings,
-                const std::function<std::string()>& poll);
+                const std::function<std::string()>& poll,
+                const std::function<std::shared_ptr<void>()>& issue_thread_scope = {});
 
   /// \brief Marks samples complete, taking one timestamp for the call. Thread-safe.
   void complete(const uint64_t* ids, size_t n);

@@ -40,6 +40,7 @@ Summary = _loadgen.Summary
 analyze = _loadgen.analyze
 server_schedule = _loadgen.server_schedule
 early_stopping_min_queries = _loadgen.early_stopping_min_queries
+early_stopping_max_overlatency = _loadgen.early_stopping_max_overlatency
 spin_for_ns = _loadgen.spin_for_ns
 now_ns = LoadGen.now_ns
 

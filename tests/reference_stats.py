@@ -21,25 +21,37 @@ def binom_cdf(t: int, n: int, q: Fraction) -> Fraction:
     return sum((_pmf(k, n, q) for k in range(t + 1)), Fraction(0))
 
 
-def min_queries(t: int, p: float, confidence: float) -> int:
-    """Smallest n with P(X <= t) <= 1 - confidence for X ~ B(n, 1 - p)."""
+def find_min_passing(t: int, p: float, confidence: float) -> int:
+    """MLPerf LoadGen's h(t): the fewest extra queries h with P(B(h + t, 1 - p) <= t) < 1 - c."""
     q, alpha = 1 - Fraction(str(p)), 1 - Fraction(str(confidence))
-    lo = hi = t + 1  # the CDF falls as n grows: bracket, then bisect
-    while binom_cdf(t, hi, q) > alpha:
+    lo, hi = 0, 1  # the CDF falls as h grows: bracket, then bisect
+    while binom_cdf(t, hi + t, q) >= alpha:
         lo, hi = hi + 1, hi * 2
     while lo < hi:
         mid = (lo + hi) // 2
-        lo, hi = (mid + 1, hi) if binom_cdf(t, mid, q) > alpha else (lo, mid)
+        lo, hi = (mid + 1, hi) if binom_cdf(t, mid + t, q) >= alpha else (lo, mid)
     return lo
 
 
-def max_overlatency(n: int, p: float, confidence: float) -> int:
-    """Largest t with P(X <= t) <= 1 - confidence for X ~ B(n, 1 - p)."""
-    q, alpha = 1 - Fraction(str(p)), 1 - Fraction(str(confidence))
-    cdf, t = _pmf(0, n, q), 0
-    while t + 1 < n:
-        nxt = cdf + _pmf(t + 1, n, q)
-        if nxt > alpha:
+def min_queries(t: int, p: float, confidence: float) -> int:
+    """h(t) + t: the fewest queries at which t queries over the bound still pass."""
+    return find_min_passing(t, p, confidence) + t
+
+
+def single_stream_estimate(sorted_latencies: np.ndarray, p: float, confidence: float):
+    """MLPerf's SingleStream/MultiStream early-stopping estimate, following its loop literally:
+    None when there are too few queries, else the t-th largest latency."""
+    n = len(sorted_latencies)
+    if n < find_min_passing(1, p, confidence) + 1:
+        return None
+    t = 1
+    for i in range(2, n + 1):
+        if n < find_min_passing(i, p, confidence) + i:
+            t = i - 1
             break
-        cdf, t = nxt, t + 1
-    return t
+    return float(sorted_latencies[n - t])
+
+
+def server_passes(n: int, overlatency: int, p: float, confidence: float) -> bool:
+    """MLPerf's Server early-stopping check: n >= h(t) + t, t the count over the bound."""
+    return n >= find_min_passing(overlatency, p, confidence) + overlatency

@@ -64,20 +64,37 @@ def test_early_stopping_min_queries_matches_reference(p, t):
     assert lgm.early_stopping_min_queries(t, p, 0.99) == ref.min_queries(t, p, 0.99)
 
 
-@pytest.mark.parametrize("n", [64, 100, 700, 3000])
-def test_early_stopping_estimate_is_the_reference_order_statistic(n):
+def test_early_stopping_minimums_are_mlperfs():
+    """MLPerf's published minimums: 64 queries at p90, 662 at p99 (h(1) + 1)."""
+    assert lgm.early_stopping_min_queries(1, 0.9, 0.99) == 64
+    assert lgm.early_stopping_min_queries(1, 0.99, 0.99) == 662
+
+
+@pytest.mark.parametrize("n", [63, 64, 100, 700])
+def test_early_stopping_estimate_follows_mlperfs_loop(n):
     rng = np.random.default_rng(n)
     lat = rng.integers(1_000, 1_000_000, n)
     m = lgm.analyze(_settings(lgm.Scenario.SingleStream, target_latency_percentile=0.9),
                     **_records(lat))
-    t = ref.max_overlatency(n, 0.9, 0.99)
-    assert m.early_stopping_supported
-    assert m.early_stopping_latency_ns == np.sort(lat)[n - 1 - t]
-    assert m.early_stopping_latency_ns >= m.percentile_latency_ns
+    expected = ref.single_stream_estimate(np.sort(lat), 0.9, 0.99)
+    if expected is None:
+        assert not m.early_stopping_supported and not m.valid
+        assert any("at least 64" in r for r in m.invalid_reasons)
+    else:
+        assert m.early_stopping_supported
+        assert m.early_stopping_latency_ns == expected
+        assert m.early_stopping_latency_ns >= m.percentile_latency_ns
+
+
+@pytest.mark.parametrize("n", [100, 1000, 5000])
+def test_max_overlatency_is_the_largest_passing_count(n):
+    allowed = lgm.early_stopping_max_overlatency(n, 0.99, 0.99)
+    assert ref.server_passes(n, allowed, 0.99, 0.99) if allowed >= 0 else True
+    assert not ref.server_passes(n, allowed + 1, 0.99, 0.99)
 
 
 def test_too_few_queries_for_the_percentile_is_invalid():
-    need = lgm.early_stopping_min_queries(0, 0.99, 0.99)
+    need = lgm.early_stopping_min_queries(1, 0.99, 0.99)
     lat = np.full(need - 1, 1000, np.int64)
     m = lgm.analyze(_settings(lgm.Scenario.MultiStream, target_latency_percentile=0.99),
                     **_records(lat))
@@ -89,15 +106,28 @@ def test_server_overlatency_judged_by_early_stopping():
     n = 5000
     rng = np.random.default_rng(7)
     lat = rng.integers(1_000, 5_000_000, n)  # under a 10 ms bound ...
-    allowed = ref.max_overlatency(n, 0.99, 0.99)
+    allowed = lgm.early_stopping_max_overlatency(n, 0.99, 0.99)
+    assert allowed > 0 and ref.server_passes(n, allowed, 0.99, 0.99)
     lat[:allowed] = 50_000_000  # ... except exactly as many as early stopping allows
     s = _settings(lgm.Scenario.Server, target_latency_percentile=0.99, latency_bound_s=0.01,
                   server_target_qps=1.0)
     assert lgm.analyze(s, **_records(lat)).valid
     lat[allowed] = 50_000_000  # one more is too many
+    assert not ref.server_passes(n, allowed + 1, 0.99, 0.99)
     m = lgm.analyze(s, **_records(lat))
     assert not m.valid and m.overlatency_queries == allowed + 1
     assert any("bound" in r for r in m.invalid_reasons)
+
+
+def test_server_percentile_over_the_bound_is_invalid_without_early_stopping_too():
+    lat = np.full(1000, 1_000_000, np.int64)
+    lat[-20:] = 50_000_000  # 2 % over a 10 ms bound: p99 itself is over
+    for es in (True, False):
+        s = _settings(lgm.Scenario.Server, target_latency_percentile=0.99, latency_bound_s=0.01,
+                      server_target_qps=1.0, early_stopping=es)
+        m = lgm.analyze(s, **_records(lat))
+        assert not m.valid
+        assert any(r.startswith("p99 latency") for r in m.invalid_reasons), es
 
 
 def test_min_duration_and_query_count():
