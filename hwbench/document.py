@@ -54,7 +54,12 @@ def status_line(doc: dict[str, Any]) -> str:
     v = doc["validated"]
     perf = {True: "performance VALID", False: "performance INVALID", None: "performance not run"}
     acc = {True: "accuracy PASS", False: "accuracy FAIL", None: "accuracy not validated"}
-    head = "VALID" if doc["valid"] else "INTERRUPTED" if doc["interrupted"] else "INVALID"
+    if doc["valid"]:
+        # Only a run whose performance and accuracy were both validated is a clean VALID.
+        both = v["performance"] is True and v["accuracy"] is True
+        head = "VALID" if both else "PERFORMANCE VALID" if v["performance"] else "ACCURACY PASS"
+    else:
+        head = "INTERRUPTED" if doc["interrupted"] else "INVALID"
     return f"{head} ({perf[v['performance']]}, {acc[v['accuracy']]})"
 
 

@@ -2,7 +2,9 @@
 
 A run directory holds ``result.json`` (the versioned result document), ``summary.txt`` (the
 summary in MLPerf's field names) and ``samples.npz`` (per-sample issue and completion times of
-the performance window, columnar; ``samples_accuracy.npz`` for an accuracy pass). Readers go through ``load_result``, which migrates older schema versions.
+the performance window, columnar; ``samples_accuracy.npz`` for an accuracy pass) and, after an
+accuracy pass, ``accuracy.json`` (the full report, confusion matrix included). Readers go through
+``load_result``, which migrates older schema versions.
 """
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ def new_run_id(workload: str, scenario: str, backend: str) -> str:
 
 
 def write_run(root: Path, result: dict[str, Any], summary_text: str,
-              arrays: dict[str, dict[str, np.ndarray]]) -> Path:
+              arrays: dict[str, dict[str, np.ndarray]],
+              documents: dict[str, Any] | None = None) -> Path:
     """Writes a new run directory atomically and indexes it. Never overwrites a run."""
     root.mkdir(parents=True, exist_ok=True)
     run_id = result["run_id"]
@@ -54,6 +57,8 @@ def write_run(root: Path, result: dict[str, Any], summary_text: str,
         (tmp / "summary.txt").write_text(summary_text)
         for name, columns in arrays.items():
             np.savez_compressed(tmp / name, **columns)
+        for name, content in (documents or {}).items():
+            (tmp / name).write_text(json.dumps(content, indent=1) + "\n")
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

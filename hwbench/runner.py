@@ -50,6 +50,7 @@ class _Run:
         self.doc = document.new_document(new_run_id(cfg.workload, cfg.scenario, cfg.backend),
                                          cfg.to_dict(), system.describe())
         self.samples: dict[str, dict] = {}
+        self.files: dict[str, Any] = {}  # JSON documents written beside result.json
         self.internal_error = False
 
     # --- passes ------------------------------------------------------------------------------
@@ -85,7 +86,7 @@ class _Run:
 
     def accuracy(self) -> None:
         s = settings.build(self.cfg, self.spec, self.workload, accuracy=True)
-        out, sut = self.loadgen_pass(s, "accuracy")
+        out, sut = self.loadgen_pass(s, "accuracy", keep_outputs=True)
         self.samples["samples_accuracy.npz"] = document.samples_columns(out["records"],
                                                                         out["start_ns"])
         self.doc["invalid_reasons"] += [f"accuracy pass: {e}" for e in out["errors"]]
@@ -94,9 +95,11 @@ class _Run:
             self.doc["accuracy_note"] = why_not or "the accuracy pass did not complete"
             return
         report = self.workload.score(sut.outputs)
-        self.doc["accuracy"] = {"metric": report.metric, "value": report.value,
-                                "reference": report.reference, "target": report.target,
-                                "passed": report.passed, **report.details}
+        full = {"metric": report.metric, "value": report.value, "reference": report.reference,
+                "target": report.target, "passed": report.passed, **report.details}
+        self.files["accuracy.json"] = full
+        # The result keeps the summary; bulky tables (a confusion matrix) live in accuracy.json.
+        self.doc["accuracy"] = {k: v for k, v in full.items() if k != "confusion"}
         self.doc["validated"]["accuracy"] = report.passed
         if not report.passed:
             self.doc["invalid_reasons"].append(
@@ -213,7 +216,7 @@ def _finish(run: _Run) -> Outcome:
         doc["accuracy_note"] = (run.workload.accuracy_unavailable()
                                 or "accuracy not run: use --mode accuracy or both")
     root = Path(run.cfg.output) if run.cfg.output else default_output_root()
-    run_dir = write_run(root, doc, summary_text(doc), run.samples)
+    run_dir = write_run(root, doc, summary_text(doc), run.samples, run.files)
     if doc["interrupted"]:
         code = EXIT_INTERRUPTED
     elif run.internal_error:

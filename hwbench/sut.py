@@ -47,6 +47,7 @@ class BatchingSut:
     def _one(self, ids: np.ndarray, indices: np.ndarray) -> None:
         out = self._run(self._gather(indices))
         if self.outputs is not None:
+            out = np.array(out, copy=True)  # a backend may reuse its output buffer
             for i, row in zip(indices.tolist(), out):
                 self.outputs[i] = row
         self._complete(ids)

@@ -10,6 +10,7 @@ __all__ = ["AccuracyReport", "Workload", "names", "workload_class", "create"]
 
 _BUILTIN = {
     "resnet50": "hwbench.workloads.resnet50:ResNet50",
+    "digits": "hwbench.workloads.digits:Digits",
     "tiny": "hwbench.workloads.tiny:Tiny",
 }
 

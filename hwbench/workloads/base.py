@@ -61,17 +61,33 @@ class Workload(ABC):
         self._artifact: ModelArtifact | None = None
 
     # --- the model -------------------------------------------------------------------------
-    @abstractmethod
     def synthetic_model(self) -> onnx.ModelProto:
-        """The reference graph with seeded synthetic weights."""
+        """The reference graph with seeded synthetic weights (workloads without an embedded
+        model implement this and ``generator_version``)."""
+        raise NotImplementedError(f"{self.name} has no synthetic model")
 
     @property
-    @abstractmethod
     def generator_version(self) -> str:
         """Bumped whenever synthetic_model would produce other bytes (keys the cache)."""
+        raise NotImplementedError(f"{self.name} has no synthetic model")
+
+    def default_model(self, progress: Callable[[str], None] | None = None) -> Path:
+        """The model used without --model: by default the synthetic graph, built once into the
+        cache. A workload that embeds a trained model returns its checked path instead."""
+        path = cache_dir() / "models" / f"{self.name}-{self.generator_version}-seed{self.seed}.onnx"
+        if not path.is_file():
+            if progress:
+                progress(f"building the synthetic {self.name} model (once) in {path}")
+            _atomic_save(self.synthetic_model(), path)
+        return path
+
+    @property
+    def synthetic_weights(self) -> bool:
+        """True when the model in use has seeded synthetic weights (its outputs mean nothing)."""
+        return self.model_path is None
 
     def artifact(self, progress: Callable[[str], None] | None = None) -> ModelArtifact:
-        """The model to run: the user's file, checked, or the cached synthetic graph."""
+        """The model to run: the user's file, checked, or the workload's default model."""
         if self._artifact is None:
             if self.model_path is not None:
                 path = self.model_path
@@ -79,11 +95,7 @@ class Workload(ABC):
                     raise ModelError(f"model file {path} not found: give --model an existing "
                                      "ONNX file")
             else:
-                path = cache_dir() / "models" / f"{self.name}-{self.generator_version}-seed{self.seed}.onnx"
-                if not path.is_file():
-                    if progress:
-                        progress(f"building the synthetic {self.name} model (once) in {path}")
-                    _atomic_save(self.synthetic_model(), path)
+                path = self.default_model(progress)
             self._artifact = self._describe(path)
         return self._artifact
 
@@ -136,7 +148,7 @@ class Workload(ABC):
         a = self._artifact
         return {"name": self.name, "description": self.description,
                 "model": str(a.path) if a else None, "model_sha256": a.sha256 if a else None,
-                "synthetic_model": self.model_path is None, "sample_count": self.sample_count(),
+                "synthetic_model": self.synthetic_weights, "sample_count": self.sample_count(),
                 "dataset": str(self.dataset) if self.dataset else None}
 
 

@@ -1,0 +1,98 @@
+"""``digits``: a small CNN on scikit-learn's handwritten digits, fully embedded.
+
+Everything ships inside hwbench (``data/digits/``, with sha256 checksums in its manifest): the
+trained ONNX model and the held-out reference set (real, labelled 8x8 digits). Accuracy is
+therefore validated on any machine, without downloads. ``digits_train.py`` reproduces the files.
+"""
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from hwbench.accuracy import score_classification
+from hwbench.errors import ModelError, UsageError
+from hwbench.workloads.base import AccuracyReport, Workload, sha256_of
+
+DATA = Path(__file__).parent / "data" / "digits"
+TARGET_RATIO = 0.99  # as MLPerf: 99% of the FP32 reference accuracy
+
+
+class Digits(Workload):
+    name: ClassVar[str] = "digits"
+    description: ClassVar[str] = ("handwritten digits 8x8, small CNN; embedded model and "
+                                  "reference set (validates accuracy anywhere)")
+    server_latency_bound_ms: ClassVar[float] = 10.0
+    mlperf_performance_sample_count: ClassVar[int] = 1024
+    sample_shape: ClassVar[tuple[int, ...]] = (1, 8, 8)
+    num_classes: ClassVar[int] = 10
+
+    def __init__(self, model: str | None = None, dataset: str | None = None,
+                 seed: int = 1) -> None:
+        if dataset:
+            raise UsageError("the digits workload embeds its reference set: drop --dataset")
+        super().__init__(model=model, dataset=None, seed=seed)
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        return json.loads((DATA / "manifest.json").read_text())
+
+    def _checked(self, entry: str) -> Path:
+        meta = self.manifest[entry]
+        path = DATA / meta["file"]
+        if not path.is_file() or sha256_of(path) != meta["sha256"]:
+            raise ModelError(f"{path} is missing or does not match its sha256 in the manifest: "
+                             "reinstall hwbench (pip install --force-reinstall hwbench)")
+        return path
+
+    def default_model(self, progress: Callable[[str], None] | None = None) -> Path:
+        return self._checked("model")
+
+    @property
+    def synthetic_weights(self) -> bool:
+        return False
+
+    @cached_property
+    def _reference(self) -> tuple[np.ndarray, np.ndarray]:
+        table = np.load(self._checked("reference_set"), allow_pickle=False)
+        labels = table[:, 1].astype(np.int64)
+        images = table[:, 2:].astype(np.uint8).reshape(-1, 8, 8)
+        return images, labels
+
+    def sample_count(self) -> int:
+        return int(self.manifest["reference_set"]["count"])
+
+    def load_samples(self, indices: np.ndarray) -> np.ndarray:
+        images, _ = self._reference
+        return preprocess(images[np.asarray(indices, dtype=np.int64)])
+
+    def labels(self) -> np.ndarray:
+        return self._reference[1]
+
+    def score(self, outputs: dict[int, np.ndarray]) -> AccuracyReport:
+        n = self.sample_count()
+        missing = n - len(outputs)
+        if missing:
+            raise ModelError(f"{missing} reference sample(s) have no output: the accuracy pass "
+                             "did not complete")
+        logits = np.stack([np.asarray(outputs[i]).reshape(-1) for i in range(n)])
+        if logits.shape[1] != self.num_classes:
+            raise ModelError(f"the model gives {logits.shape[1]} outputs per sample; digits "
+                             f"needs {self.num_classes} class scores")
+        scores = score_classification(logits, self.labels(), self.num_classes)
+        reference = float(self.manifest["fp32_reference"]["value"])
+        target = TARGET_RATIO * reference
+        return AccuracyReport(
+            metric="top1", value=scores.top1, reference=reference, target=target,
+            passed=scores.top1 >= target,
+            details={"count": scores.count, "ece": scores.ece, "per_class": scores.per_class,
+                     "worst_class": scores.worst_class(),
+                     "confusion": scores.confusion.tolist()})
+
+
+def preprocess(images: np.ndarray) -> np.ndarray:
+    """uint8 intensities 0..16 -> float32 in [0, 1], (N, 1, 8, 8): as the model was trained."""
+    return (images.astype(np.float32) / np.float32(16.0)).reshape(-1, 1, 8, 8)
