@@ -195,7 +195,7 @@ def _hw_analysis_worker(qps: float, duration: float, bound_ms: float) -> dict:
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        lgm.analyze(s, **records)
+        lgm.analyze(s, **records, start_ns=int(issue[0]))
         times.append(time.perf_counter() - t0)
     return {"samples": n, "post_run_s": t_end - last_issue[0], "analyze_1m_s": min(times),
             "valid": bool(out["summary"].valid)}
@@ -236,6 +236,9 @@ def server_peak(kind: str, a: argparse.Namespace) -> tuple[float, list]:
             hi = qps
         if lo is None and qps < 100:
             break
+        if hi is None and qps >= a.max_qps:
+            _say(f"  {kind:18s} valid at the search cap of {a.max_qps:,.0f} QPS: stopping there")
+            break
         qps = qps * 2 if hi is None else qps / 2 if lo is None else (lo * hi) ** 0.5
     return (lo or 0.0), steps
 
@@ -263,15 +266,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-queries", type=int, default=1000)
     p.add_argument("--start-qps", type=float, default=50_000.0)
     p.add_argument("--precision", type=float, default=0.05, help="bisection stops at this ratio")
+    p.add_argument("--max-qps", type=float, default=3_200_000.0,
+                   help="stop searching upward once valid here (the peak is then at least this)")
     p.add_argument("--skip", action="append", default=[], choices=["server", "single-stream",
                                                                       "analysis"])
     p.add_argument("--json-out", help="write every figure and step here")
     a = p.parse_args(argv)
 
-    import mlperf_loadgen  # noqa: F401  (fail early, with the install advice below)
+    try:
+        import mlperf_loadgen  # noqa: F401
+    except ImportError:
+        print("loadgen_peer: the MLCommons LoadGen is missing: pip install '.[bench]'",
+              file=sys.stderr)
+        return 2
+    from importlib.metadata import version
+
+    import hwbench
 
     record: dict = {"machine": {"cpu": platform.processor() or platform.machine(),
                                 "cores": os.cpu_count(), "python": platform.python_version()},
+                    "versions": {"hwbench": hwbench.__version__,
+                                 "mlcommons-loadgen": version("mlcommons-loadgen")},
+                    "command": " ".join(["python", "bench/loadgen_peer.py", *argv]),
                     "args": vars(a), "server": {}, "single_stream": {}, "analysis": []}
     order = list(KINDS)
     for rnd in range(a.rounds):
@@ -309,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         peer = max(peaks[MLC_DEFAULT], peaks[MLC_FAST])
         for k in KINDS:
             vals = [x["peak_qps"] for x in record["server"][k]]
-            rows.append([f"server peak QPS ({k})", peaks[k], min(vals), max(vals)])
+            capped = " (search cap)" if peaks[k] >= a.max_qps else ""
+            rows.append([f"server peak QPS ({k}){capped}", peaks[k], min(vals), max(vals)])
         record["server_ratio"] = peaks[HW] / peer if peer else None
         record["server_ratio_batch1"] = peaks[HW_B1] / peer if peer else None
         rows.append(["server peak hwbench / best MLCommons", record["server_ratio"], None, None])
