@@ -121,32 +121,40 @@ def _hw_cli_worker(scenario: str, qps: float, duration: float, bound_ms: float,
             "p99_ms": lat["p99"], "wall_s": wall}
 
 
+class _MinimalSut:
+    """The peer's null SUT, in hwbench's interface: completes every sample at once. Also a
+    sample library with nothing to load. Records when the last issue arrived."""
+
+    def __init__(self, gen) -> None:
+        self._complete = gen.complete
+        self.last_issue = 0.0
+
+    def issue(self, ids, indices) -> None:
+        self.last_issue = time.perf_counter()
+        self._complete(ids)
+
+    def flush(self) -> None:
+        pass
+
+    def load(self, indices) -> None:
+        pass
+
+    def unload(self, indices) -> None:
+        pass
+
+
 def _hw_loadgen_ss_worker(duration: float, min_queries: int) -> dict:
     """SingleStream through the load generator alone, with the same minimal SUT as the peer's."""
     from hwbench import loadgen as lgm
 
     gen = lgm.LoadGen()
-
-    class Sut:
-        def issue(self, ids, indices):
-            gen.complete(ids)
-
-        def flush(self):
-            pass
-
-    class Library:
-        def load(self, indices):
-            pass
-
-        def unload(self, indices):
-            pass
-
+    sut = _MinimalSut(gen)
     s = lgm.Settings()
     s.scenario, s.mode = lgm.Scenario.SingleStream, lgm.Mode.Performance
     s.min_duration_s, s.min_query_count = duration, min_queries
     s.total_sample_count = s.performance_sample_count = N_SAMPLES
     s.warmup_s = 0.5
-    m = gen.run(Sut(), Library(), s)["summary"]
+    m = gen.run(sut, sut, s)["summary"]
     return {"valid": bool(m.valid), "p50_ms": m.latency.p50 / 1e6, "p99_ms": m.latency.p99 / 1e6,
             "queries": int(m.completed_queries)}
 
@@ -157,30 +165,14 @@ def _hw_analysis_worker(qps: float, duration: float, bound_ms: float) -> dict:
     from hwbench import loadgen as lgm
 
     gen = lgm.LoadGen()
-    last_issue = [0.0]
-
-    class Sut:
-        def issue(self, ids, indices):
-            last_issue[0] = time.perf_counter()
-            gen.complete(ids)
-
-        def flush(self):
-            pass
-
-    class Library:
-        def load(self, indices):
-            pass
-
-        def unload(self, indices):
-            pass
-
+    sut = _MinimalSut(gen)
     s = lgm.Settings()
     s.scenario, s.mode = lgm.Scenario.Server, lgm.Mode.Performance
     s.server_target_qps, s.latency_bound_s = qps, bound_ms / 1e3
     s.min_duration_s, s.min_query_count = duration, 1000
     s.total_sample_count = s.performance_sample_count = N_SAMPLES
     s.warmup_s, s.warmup_queries = 0.0, 0
-    out = gen.run(Sut(), Library(), s)
+    out = gen.run(sut, sut, s)
     t_end = time.perf_counter()
     n = int(out["summary"].completed_samples)
 
@@ -197,7 +189,7 @@ def _hw_analysis_worker(qps: float, duration: float, bound_ms: float) -> dict:
         t0 = time.perf_counter()
         lgm.analyze(s, **records, start_ns=int(issue[0]))
         times.append(time.perf_counter() - t0)
-    return {"samples": n, "post_run_s": t_end - last_issue[0], "analyze_1m_s": min(times),
+    return {"samples": n, "post_run_s": t_end - sut.last_issue, "analyze_1m_s": min(times),
             "valid": bool(out["summary"].valid)}
 
 

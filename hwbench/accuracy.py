@@ -39,7 +39,6 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray,
     correct = (probs.argmax(axis=1) == labels).astype(np.float64)
     # Bin b holds confidences in (b/bins, (b+1)/bins]; a confidence of exactly 0 joins bin 0.
     b = np.clip(np.ceil(conf * bins).astype(np.int64) - 1, 0, bins - 1)
-    n = np.bincount(b, minlength=bins).astype(np.float64)
     acc = np.bincount(b, weights=correct, minlength=bins)
     cs = np.bincount(b, weights=conf, minlength=bins)
     return float(np.abs(acc - cs).sum() / max(len(labels), 1))

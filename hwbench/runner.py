@@ -107,11 +107,13 @@ class _Run:
 
     def performance(self, target_qps: float = 1.0) -> dict:
         expected = self.cfg.expected_qps or 1.0
-        if self.spec.loadgen_scenario == "Offline" and self.cfg.expected_qps is None:
-            cap = OFFLINE_SAMPLE_CAP / max(1.1 * (self.cfg.duration_s or self.spec.min_duration_s), 1e-9)
-            expected = min(OFFLINE_CALIBRATION_MARGIN * self.calibrate(), cap)
+        calibrated = self.spec.loadgen_scenario == "Offline" and self.cfg.expected_qps is None
+        if calibrated:
+            expected = OFFLINE_CALIBRATION_MARGIN * self.calibrate()
         s = settings.build(self.cfg, self.spec, self.workload, target_qps=target_qps,
                            expected_qps=expected)
+        if calibrated and not s.max_query_count:
+            s.max_query_count = OFFLINE_SAMPLE_CAP  # the load generator caps the query's size
         self.doc["settings"]["loadgen"] = settings.to_dict(s)
         shortfalls = settings.mlperf_shortfalls(s, self.spec, self.workload)
         self.doc["settings"]["meets_mlperf_minimums"] = not shortfalls
