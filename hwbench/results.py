@@ -23,7 +23,9 @@ from hwbench.errors import UsageError
 
 # Schema history:
 #   1 - first version.
-SCHEMA_VERSION = 1
+#   2 - adds fidelity, robustness, power, telemetry and repeat (null when not measured).
+SCHEMA_VERSION = 2
+_ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
 
@@ -87,7 +89,18 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
     if version > SCHEMA_VERSION:
         raise UsageError(f"result schema {version} is newer than this hwbench understands "
                          f"({SCHEMA_VERSION}): upgrade hwbench")
+    if version < 2:
+        doc = _to_2(doc)
     return doc
+
+
+def _to_2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 -> 2: the sections added in 2 were not measured, so they are null."""
+    out = dict(doc)
+    for key in _ADDED_IN_2:
+        out.setdefault(key, None)
+    out["schema_version"] = 2
+    return out
 
 
 _COLUMNS = ("run_id", "created_utc", "workload", "scenario", "backend", "mode", "valid",

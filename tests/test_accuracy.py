@@ -129,3 +129,14 @@ def test_training_script_reproduces_the_committed_artifacts(tmp_path):
     assert fresh["reference_set"]["sha256"] == committed["reference_set"]["sha256"]
     assert fresh["fp32_reference"]["value"] == pytest.approx(committed["fp32_reference"]["value"],
                                                              abs=0.01)
+
+
+def test_digits_raw_images_preprocess_to_the_samples():
+    from hwbench.workloads import create
+
+    w = create("digits")
+    idx = np.array([0, 5, 17, 538])
+    raw = w.raw_images(idx)
+    assert raw.dtype == np.float32 and raw.shape == (4, 8, 8, 1)
+    assert 0.0 <= raw.min() and raw.max() <= 1.0
+    np.testing.assert_array_equal(w.preprocess_images(raw), w.load_samples(idx))

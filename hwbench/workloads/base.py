@@ -135,6 +135,24 @@ class Workload(ABC):
     def load_samples(self, indices: np.ndarray) -> np.ndarray:
         """Preprocessed samples, ``(len(indices), *sample_shape)`` float32, in that order."""
 
+    # --- reference images (robustness corrupts these) ----------------------------------------
+    def labels(self) -> np.ndarray | None:
+        """Reference labels by sample index (int64), or None when the sample set has none."""
+        return None
+
+    def raw_images(self, indices: np.ndarray) -> np.ndarray:
+        """Reference images as the camera would give them, in the geometry the model sees
+        (decoded, resized, cropped) but not yet normalised: float32 in [0, 1], ``(N, H, W, C)``.
+
+        Contract: ``preprocess_images(raw_images(i))`` equals ``load_samples(i)``.
+        """
+        raise NotImplementedError(f"{self.name} has no reference images")
+
+    def preprocess_images(self, images: np.ndarray) -> np.ndarray:
+        """Images from ``raw_images`` (possibly corrupted) to model inputs, float32
+        ``(N, *sample_shape)``."""
+        raise NotImplementedError(f"{self.name} has no reference images")
+
     # --- correctness -----------------------------------------------------------------------
     def accuracy_unavailable(self) -> str | None:
         """Why accuracy cannot be validated here, or None if it can."""

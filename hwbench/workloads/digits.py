@@ -72,6 +72,14 @@ class Digits(Workload):
     def labels(self) -> np.ndarray:
         return self._reference[1]
 
+    def raw_images(self, indices: np.ndarray) -> np.ndarray:
+        images, _ = self._reference
+        raw = images[np.asarray(indices, dtype=np.int64)].astype(np.float32) / np.float32(16.0)
+        return raw[..., np.newaxis]  # (N, 8, 8, 1)
+
+    def preprocess_images(self, images: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(images, dtype=np.float32).reshape(-1, 1, 8, 8)
+
     def score(self, outputs: dict[int, np.ndarray]) -> AccuracyReport:
         n = self.sample_count()
         missing = n - len(outputs)

@@ -1,0 +1,27 @@
+"""The result schema: readers migrate older versions and refuse newer ones."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hwbench.errors import UsageError
+from hwbench.results import SCHEMA_VERSION, load_result
+
+
+def _write(tmp_path, doc):
+    (tmp_path / "result.json").write_text(json.dumps(doc))
+    return tmp_path
+
+
+def test_schema_1_is_migrated_with_unmeasured_sections_null(tmp_path):
+    doc = load_result(_write(tmp_path, {"schema_version": 1, "run_id": "r", "valid": True}))
+    assert doc["schema_version"] == SCHEMA_VERSION == 2
+    for key in ("fidelity", "robustness", "power", "telemetry", "repeat"):
+        assert doc[key] is None
+    assert doc["run_id"] == "r" and doc["valid"] is True
+
+
+def test_newer_schema_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(UsageError, match="upgrade hwbench"):
+        load_result(_write(tmp_path, {"schema_version": SCHEMA_VERSION + 1}))
