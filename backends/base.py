@@ -78,13 +78,18 @@ class ModelArtifact:
 
 @dataclass(frozen=True)
 class BackendInfo:
-    """What a loaded backend declares about itself; recorded in every result."""
+    """What a loaded backend declares about itself; recorded in every result.
+
+    ``computes`` is false for a backend whose outputs are not computed from its inputs (``null``):
+    checks of its outputs against the reference (fidelity) are then skipped, with that reason.
+    """
 
     name: str
     device: str
     precision: str
     max_batch_size: int | None = None
     thread_safe: bool = False
+    computes: bool = True
     versions: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
 

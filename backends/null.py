@@ -39,4 +39,5 @@ class NullBackend(Backend):
         return self._zeros[:n]
 
     def info(self) -> BackendInfo:
-        return BackendInfo(self.name, device="none", precision="none", options=dict(self.opts))
+        return BackendInfo(self.name, device="none", precision="none", computes=False,
+                           options=dict(self.opts))

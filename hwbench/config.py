@@ -117,6 +117,8 @@ class RunConfig:
     seed: int = 1
     backend_options: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     output: str | None = None
+    robustness: bool = False
+    robustness_samples: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -136,6 +138,13 @@ class RunConfig:
             raise UsageError(f"--min-queries must be >= 1 (got {self.min_query_count})")
         if self.performance_sample_count is not None and self.performance_sample_count < 1:
             raise UsageError("--performance-samples must be >= 1")
+        if self.robustness_samples is not None:
+            if self.robustness_samples < 1:
+                raise UsageError(f"--robustness-samples must be >= 1 "
+                                 f"(got {self.robustness_samples})")
+            if not self.robustness:
+                raise UsageError("--robustness-samples limits the robustness pass: "
+                                 "add --robustness")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from hwbench.document import status_line
+from hwbench.robustness import grid
 from hwbench.tables import table
 
 _RULE = "=" * 48
@@ -45,6 +46,7 @@ def summary_text(doc: dict[str, Any]) -> str:
         lines.append(f" * {reason}")
     if doc.get("accuracy_note"):
         lines.append(f"Accuracy : {doc['accuracy_note']}")
+    lines.append(f"Fidelity : {fidelity_line(doc)}")
     if m:
         lines += ["", _RULE, "Additional Stats", _RULE,
                   f"Completed samples per second    : {m['samples_per_second']:.2f}",
@@ -66,6 +68,8 @@ def summary_text(doc: dict[str, Any]) -> str:
     lines.append(f"meets_mlperf_minimums : {doc['settings'].get('meets_mlperf_minimums')}")
     for s in doc["settings"].get("mlperf_shortfalls") or []:
         lines.append(f" * {s}")
+    if doc.get("robustness"):
+        lines += ["", _RULE, grid(doc["robustness"])]
     return "\n".join(lines) + "\n"
 
 
@@ -102,6 +106,9 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
                                  f"{'PASS' if a['passed'] else 'FAIL'}"))
     elif doc.get("accuracy_note"):
         rows.append(("accuracy", doc["accuracy_note"]))
+    rows.append(("fidelity", fidelity_line(doc)))
+    if doc.get("robustness_note") and not doc.get("robustness"):
+        rows.append(("robustness", doc["robustness_note"]))
     fp = doc.get("find_peak")
     if fp:
         rows.append(("peak Server QPS", "none valid" if fp["peak_qps"] is None
@@ -112,7 +119,20 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
         rows.append(("invalid because", reason))
     if run_dir is not None:
         rows.append(("written to", str(run_dir)))
-    return table(("", ""), rows)
+    out = table(("", ""), rows)
+    return out + "\n\n" + grid(doc["robustness"]) if doc.get("robustness") else out
+
+
+def fidelity_line(doc: dict[str, Any]) -> str:
+    """One line: observed against declared precision and agreement with the FP32 reference."""
+    f = doc.get("fidelity")
+    if not f:
+        return doc.get("fidelity_note") or "not checked"
+    verdict = "PASS" if f["passed"] else "FAIL"
+    return (f"{verdict}: computes like {f['observed_precision']} (declares "
+            f"{f['declared_precision']}); top-1 agreement {f['top1_agreement']:.3f}, max error "
+            f"{f['max_rel_error']:.2g} of scale, cosine min {f['cosine_min']:.6f} "
+            f"({f['samples']} samples)")
 
 
 def _backend_line(doc: dict[str, Any]) -> str:

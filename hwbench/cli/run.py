@@ -42,6 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    metavar="SECONDS", help="a sample not completed this long invalidates the run")
     p.add_argument("--performance-samples", type=int, dest="performance_sample_count",
                    metavar="N", help="samples loaded for performance mode")
+    p.add_argument("--robustness", action="store_true", help="also score the reference set "
+                   "under 10 camera corruptions x 5 severities (needs a labelled workload)")
+    p.add_argument("--robustness-samples", type=int, metavar="N", help="robustness on a fixed "
+                   "seeded subset of N reference samples (default: all)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--backend-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="backend option (repeatable; see 'hwbench list')")
@@ -57,7 +61,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     keys = ("workload", "scenario", "backend", "mode", "profile", "model", "dataset",
             "duration_s", "max_duration_s", "min_query_count", "target_qps", "expected_qps",
             "latency_bound_ms", "batch_size", "warmup_s", "sample_timeout_s",
-            "performance_sample_count", "seed", "output")
+            "performance_sample_count", "seed", "output", "robustness", "robustness_samples")
     return RunConfig(backend_options=parse_backend_options(args.backend_opt),
                      **{k: getattr(args, k) for k in keys})
 
