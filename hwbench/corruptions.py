@@ -172,13 +172,17 @@ def jpeg_compression(x: np.ndarray, quality: int, rngs: list) -> np.ndarray:
 
 
 def _box_matrix(n_out: int, n_in: int) -> np.ndarray:
-    """Area-weighted resampling (Pillow's BOX filter): output pixel j averages the input over
-    the interval it covers, [j, j + 1) * n_in / n_out."""
-    edges = np.arange(n_out + 1) * (n_in / n_out)
-    lo, hi = edges[:-1, None], edges[1:, None]
-    cells = np.arange(n_in)[None, :]
-    overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0, None)
-    return overlap / overlap.sum(axis=1, keepdims=True)
+    """Pillow's BOX resampling (ImageNet-C's pixelate uses it) as an (n_out, n_in) matrix: output
+    pixel j averages the input pixels whose centres fall in its box, as Pillow's coefficients."""
+    scale = n_in / n_out
+    support = 0.5 * max(scale, 1.0)
+    centre = (np.arange(n_out)[:, None] + 0.5) * scale
+    lo = np.maximum(np.floor(centre - support + 0.5), 0)
+    hi = np.minimum(np.floor(centre + support + 0.5), n_in)
+    i = np.arange(n_in)[None, :]
+    arg = (i - centre + 0.5) / max(scale, 1.0)
+    w = ((arg > -0.5) & (arg <= 0.5) & (i >= lo) & (i < hi)).astype(np.float64)
+    return w / w.sum(axis=1, keepdims=True)
 
 
 def pixelate(x: np.ndarray, factor: float, rngs: list) -> np.ndarray:

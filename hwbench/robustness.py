@@ -67,7 +67,10 @@ def run(workload: Workload, backend: Backend, batch_size: int, seed: int, limit:
                 preds[c, s - 1, start:stop] = predict(corrupt(raw, name, s, seed, chunk))
         progress(f"robustness: {stop:,} / {len(idx):,} samples x {preds.shape[0] * preds.shape[1]}"
                  " corruptions scored")
-    return report(labels, clean, preds, names, seed)
+    section, full = report(labels, clean, preds, names, seed)
+    full["definitions"] = {n: {"params": list(CORRUPTIONS[n].params),
+                               "source": CORRUPTIONS[n].source} for n in names}
+    return section, full
 
 
 def _recall(pred: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:
@@ -108,9 +111,7 @@ def report(labels: np.ndarray, clean: np.ndarray, preds: np.ndarray, names: list
                  for i, n in enumerate(names)}
     full = {**section, "support": support.tolist(),
             "per_class_recall": {"clean": _floats(clean_recall), **per_class},
-            "per_class_recall_under_corruption": _floats(under),
-            "definitions": {n: {"params": list(CORRUPTIONS[n].params),
-                                "source": CORRUPTIONS[n].source} for n in names}}
+            "per_class_recall_under_corruption": _floats(under)}
     return section, full
 
 
