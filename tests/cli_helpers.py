@@ -26,3 +26,12 @@ def hwbench_process(*args: str, **kw) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("hwbench")
     return subprocess.Popen([str(exe), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **kw)
+
+
+def register_backend(monkeypatch, cls) -> None:
+    """Makes backend class `cls` (defined in a test) selectable as ``--backend cls.name``."""
+    from hwbench import backends
+
+    real = backends.backend_class
+    monkeypatch.setattr(backends, "backend_class",
+                        lambda name: cls if name == cls.name else real(name))

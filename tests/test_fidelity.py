@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from cli_helpers import FAST, run_json
+from cli_helpers import FAST, register_backend, run_json
 from hwbench import backends
 from hwbench.backends import Backend, BackendInfo
 from hwbench.backends.cpu import CpuBackend
@@ -119,9 +119,7 @@ def test_comparison_figures_against_direct_computation():
 
 
 def test_cli_run_with_a_degraded_backend_is_invalid_and_names_it(capsys, out_dir, monkeypatch):
-    real = backends.backend_class
-    monkeypatch.setattr(backends, "backend_class",
-                        lambda name: Degraded if name == "degraded" else real(name))
+    register_backend(monkeypatch, Degraded)
     code, doc = run_json(capsys, out_dir, "--workload", "digits", "--backend", "degraded",
                          "--scenario", "single-stream", *FAST)
     assert code == 3 and not doc["valid"] and doc["validated"]["performance"] is True

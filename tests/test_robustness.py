@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from cli_helpers import FAST, cli, run_json
+from cli_helpers import FAST, cli, register_backend, run_json
 from hwbench import backends, robustness, workloads
 from hwbench.backends.cpu import CpuBackend
 from hwbench.corruptions import CORRUPTIONS
@@ -116,9 +116,7 @@ class BatchShy(CpuBackend):
 
 
 def test_a_robustness_failure_keeps_the_performance_results(capsys, out_dir, monkeypatch):
-    real = backends.backend_class
-    monkeypatch.setattr(backends, "backend_class",
-                        lambda name: BatchShy if name == "batch-shy" else real(name))
+    register_backend(monkeypatch, BatchShy)
     code, doc = run_json(capsys, out_dir, "--workload", "digits", "--backend", "batch-shy",
                          "--robustness", "--scenario", "single-stream", *FAST)
     assert code == 3 and not doc["valid"] and doc["validated"]["performance"] is True
