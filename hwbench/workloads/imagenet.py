@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -93,13 +94,24 @@ def area_weights(n_in: int, n_out: int) -> np.ndarray:
     return (np.clip(overlap, 0.0, None) / scale).astype(np.float32)
 
 
-def _crop_weights(n_in: int, n_out: int) -> tuple[np.ndarray, slice]:
-    """Area weights of the 224 centre output pixels only, and the input span they read."""
+@lru_cache(maxsize=512)  # ImageNet has few distinct sizes: most images reuse their taps
+def _crop_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """The area weights of the 224 centre output pixels as a few taps: ``index[k, j]`` is the
+    k-th input pixel that output pixel j reads and ``weight[k, j]`` its weight (0 past the end).
+    A fixed sum over taps, rather than a matrix product, gives the same pixels on every machine
+    and BLAS build, and starts no BLAS threads beside the decoding threads."""
     start = int((n_out - CROP) / 2)  # MLPerf's center_crop: int((size - 224) / 2)
     w = area_weights(n_in, n_out)[start:start + CROP]
-    used = np.flatnonzero(w.any(axis=0))
-    span = slice(int(used[0]), int(used[-1]) + 1)
-    return np.ascontiguousarray(w[:, span]), span
+    nonzero = w > 0
+    first = nonzero.argmax(axis=1)
+    taps = int(nonzero.sum(axis=1).max())
+    index = first[None, :] + np.arange(taps)[:, None]
+    inside = index < n_in
+    index = np.minimum(index, n_in - 1)
+    weight = np.where(inside, w[np.arange(CROP)[None, :], index], np.float32(0))
+    weight = weight.astype(np.float32)[:, :, None, None]  # broadcast over (.., ..., 3)
+    index.flags.writeable = weight.flags.writeable = False  # shared between threads
+    return index, weight
 
 
 def resize_crop(rgb: np.ndarray) -> np.ndarray:
@@ -108,14 +120,22 @@ def resize_crop(rgb: np.ndarray) -> np.ndarray:
     path for whole-number scales does (its float path rounds to nearest: ties there are rare)."""
     h, w = rgb.shape[:2]
     out_w, out_h = resized_size(w, h)
-    wy, ys = _crop_weights(h, out_h)
-    wx, xs = _crop_weights(w, out_w)
-    src = rgb[ys, xs].astype(np.float32)
-    rows = (wy @ src.reshape(src.shape[0], -1)).reshape(CROP, src.shape[1], 3)
-    # One matrix product for the columns: (224 * 3, W') @ (W', 224).
-    out = (rows.transpose(0, 2, 1).reshape(-1, rows.shape[1]) @ wx.T).reshape(CROP, 3, CROP)
-    out = out.transpose(0, 2, 1)
-    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+    iy, wy = _crop_taps(h, out_h)
+    ix, wx = _crop_taps(w, out_w)
+    x0, x1 = int(ix.min()), int(ix.max()) + 1
+    rows = _tap_sum(rgb[:, x0:x1], iy, wy)  # (224, W', 3): the crop's rows
+    cols = _tap_sum(np.ascontiguousarray(rows.transpose(1, 0, 2)), ix - x0, wx)  # transposed
+    return np.clip(np.floor(cols.transpose(1, 0, 2) + 0.5), 0, 255).astype(np.uint8)
+
+
+def _tap_sum(src: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``sum_k weight[k, j] * src[index[k, j]]`` along the first axis, in float32."""
+    out = np.multiply(src[index[0]], weight[0], dtype=np.float32)
+    term = np.empty_like(out)
+    for k in range(1, len(index)):
+        np.multiply(src[index[k]], weight[k], out=term)
+        out += term
+    return out
 
 
 def decode(path: Path) -> np.ndarray:
@@ -138,7 +158,11 @@ def load_image(path: Path) -> np.ndarray:
     return resize_crop(decode(path))
 
 
-def to_model_input(images: np.ndarray) -> np.ndarray:
-    """``(N, 224, 224, 3)`` on the 0..255 scale -> MLPerf's input: means subtracted, NCHW float32."""
-    x = np.asarray(images, dtype=np.float32) - MEANS
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+def to_model_input(images: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """``(N, 224, 224, 3)`` images times ``scale`` (to the 0..255 scale) -> MLPerf's input:
+    means subtracted, NCHW float32. Channel by channel, so that every write is contiguous."""
+    out = np.empty((len(images), 3, *images.shape[1:3]), dtype=np.float32)
+    for c in range(3):
+        np.multiply(images[..., c], np.float32(scale), out=out[:, c])
+        out[:, c] -= MEANS[c]
+    return out

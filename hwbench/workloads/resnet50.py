@@ -113,12 +113,13 @@ class ResNet50(Classifier, Workload):
         if self.listing is None:
             raise DatasetError("resnet50 has reference images only with --dataset")
         rows = self._cached()[np.asarray(indices, dtype=np.int64)]
-        return rows.astype(np.float32) / np.float32(255.0)
+        out = np.empty(rows.shape, dtype=np.float32)
+        return np.divide(rows, np.float32(255.0), out=out)
 
     def preprocess_images(self, images: np.ndarray) -> np.ndarray:
         """MLPerf's ``pre_process_vgg`` after the crop: RGB means subtracted on the 0..255
         scale, NCHW float32. ``x / 255 * 255`` is exact in float32 for every 8-bit value."""
-        return imagenet.to_model_input(np.asarray(images, dtype=np.float32) * np.float32(255.0))
+        return imagenet.to_model_input(images, scale=255.0)
 
     # --- correctness -----------------------------------------------------------------------
     def accuracy_unavailable(self) -> str | None:
