@@ -197,6 +197,10 @@ def test_cache_is_built_once_reused_and_rebuilt_when_val_map_changes(tmp_path, f
     assert image_cache.cache_path(changed.listing) != path
     assert any("preprocessing 12 images" in s for s in said)
     assert not list(path.parent.glob("*.tmp"))  # written atomically: no leftovers
+    new_path = image_cache.cache_path(changed.listing)
+    new_path.write_bytes(new_path.read_bytes()[:5000])  # a cache cut short (a full disk)
+    rebuilt = create("resnet50", str(model), str(root))
+    assert np.array_equal(rebuilt.raw_images(np.arange(12)), first.raw_images(np.arange(12)))
 
 
 def test_preprocessing_in_threads_equals_one_thread(tmp_path, folder, monkeypatch):
@@ -307,3 +311,20 @@ def test_bad_model_or_missing_model_is_one_line_and_exit_2(capsys, out_dir, tmp_
                        "--dataset", str(tmp_path / "nowhere"), "--output", str(out_dir))
     assert "dataset folder" in _one_line_error(code, err)
     assert not out_dir.exists()
+
+
+def test_readme_and_docs_commands_on_the_users_files_run(capsys, out_dir, tmp_path, folder):
+    """The documented command, with the official files swapped for the miniature ones."""
+    root, _ = folder
+    model = tmp_path / "model.onnx"
+    classifier(model, 1001, True)
+    repo = Path(__file__).resolve().parents[1]
+    lines = [l.strip() for doc in ("README.md", "docs/resnet50.md")
+             for l in (repo / doc).read_text().splitlines()
+             if l.strip().startswith("hwbench run") and "--dataset" in l]
+    assert lines
+    for line in lines:
+        args = line.replace("resnet50_v1.onnx", str(model)).replace("/data/imagenet", str(root))
+        args = [a for a in args.split()[1:] if a not in ("--mode", "both")]
+        code = cli(capsys, *args, "--mode", "accuracy", "--quiet", "--output", str(out_dir))[0]
+        assert code == 3  # ran and scored; the tiny model misses MLPerf's target

@@ -63,7 +63,9 @@ class ResNet50(Classifier, Workload):
         """The class-score output: MLPerf's model also outputs ``ArgMax:0`` (int64, one class
         per image); scoring needs every class's score (top-5, calibration), so the float
         output of width 1000 or 1001 (``softmax_tensor:0`` there) is chosen."""
-        outs = [o for o in model.graph.output if _is_scores(o)]
+        # A declared width of 1000 or 1001 first; an output without shape information last.
+        outs = sorted((o for o in model.graph.output if _is_scores(o)),
+                      key=lambda o: not o.type.tensor_type.HasField("shape"))
         if not outs:
             found = ", ".join(f"{o.name} {_shape(o)}" for o in model.graph.output)
             raise ModelError(f"{path}: no output gives 1000 or 1001 float class scores per "
@@ -158,10 +160,15 @@ class ResNet50(Classifier, Workload):
 
 
 def _is_scores(out: onnx.ValueInfoProto) -> bool:
+    """A float output that is, or may be, (N, 1000) or (N, 1001); the width is checked again
+    on the outputs themselves when they are scored."""
     t = out.type.tensor_type
+    if t.elem_type not in _FLOATS:
+        return False
+    if not t.HasField("shape"):
+        return True
     dims = [d.dim_value for d in t.shape.dim]
-    width_ok = len(dims) == 2 and dims[1] in (0, imagenet.NUM_CLASSES, imagenet.NUM_CLASSES + 1)
-    return t.elem_type in _FLOATS and width_ok
+    return len(dims) == 2 and dims[1] in (0, imagenet.NUM_CLASSES, imagenet.NUM_CLASSES + 1)
 
 
 def _shape(out: onnx.ValueInfoProto) -> str:
