@@ -53,8 +53,18 @@ def load_or_build(listing: Listing, progress: Progress | None = None,
     if cached is not None:
         return cached
     _check_space(path.parent, len(listing.files))
-    _build(listing, path, progress, workers or min(2, os.cpu_count() or 1))
+    _build(listing, path, progress, workers or _usable_cores())
     return np.load(path, mmap_mode="r")
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (a container's share, not the host's), capped at 8 so that
+    a large host is not flooded with threads (a cap chosen, not measured)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(8, n))
 
 
 def _reuse(path: Path, count: int) -> np.ndarray | None:

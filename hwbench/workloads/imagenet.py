@@ -109,7 +109,7 @@ def _crop_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     inside = index < n_in
     index = np.minimum(index, n_in - 1)
     weight = np.where(inside, w[np.arange(CROP)[None, :], index], np.float32(0))
-    weight = weight.astype(np.float32)[:, :, None, None]  # broadcast over (.., ..., 3)
+    weight = weight.astype(np.float32)[:, :, None, None]  # over each gathered (W, 3) row
     index.flags.writeable = weight.flags.writeable = False  # shared between threads
     return index, weight
 
