@@ -234,6 +234,7 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
     run = _Run(cfg, reporter)
     try:
         artifact = run.workload.artifact(progress=reporter.info)
+        run.workload.prepare(progress=reporter.info)
         run.backend.load(artifact)
     except BaseException:
         run.backend.close()

@@ -115,14 +115,24 @@ class Workload(ABC):
         if tuple(dims) != self.sample_shape:
             raise ModelError(f"{path}: input shape {dims} does not match the {self.name} "
                              f"workload's {list(self.sample_shape)}")
-        out = graph.output[0]
+        out = self.model_output(path, proto)
         out_dims = tuple(d.dim_value for d in out.type.tensor_type.shape.dim[1:])
         return ModelArtifact(path=path, sha256=sha256_of(path), input_name=inputs[0].name,
                              output_name=out.name, sample_shape=self.sample_shape,
                              output_shape=out_dims)
 
+    def model_output(self, path: Path, model: onnx.ModelProto) -> onnx.ValueInfoProto:
+        """The graph output to run and score (by default the first); a workload whose models
+        carry several outputs chooses here, and may raise ModelError."""
+        return model.graph.output[0]
+
     # --- the samples -----------------------------------------------------------------------
     sample_shape: ClassVar[tuple[int, ...]]
+
+    def prepare(self, progress: Callable[[str], None] | None = None) -> None:
+        """Readies the reference set before anything is measured (decoding and preprocessing
+        it into a cache, say), reporting long work through ``progress``. Bad files raise a
+        DatasetError here, before a run begins."""
 
     @abstractmethod
     def sample_count(self) -> int:

@@ -13,15 +13,14 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from hwbench.accuracy import score_classification
 from hwbench.errors import ModelError, UsageError
-from hwbench.workloads.base import AccuracyReport, Workload, sha256_of
+from hwbench.workloads.base import Workload, sha256_of
+from hwbench.workloads.classification import Classifier
 
 DATA = Path(__file__).parent / "data" / "digits"
-TARGET_RATIO = 0.99  # as MLPerf: 99% of the FP32 reference accuracy
 
 
-class Digits(Workload):
+class Digits(Classifier, Workload):
     name: ClassVar[str] = "digits"
     description: ClassVar[str] = ("handwritten digits 8x8, small CNN; embedded model and "
                                   "reference set (validates accuracy anywhere)")
@@ -80,25 +79,8 @@ class Digits(Workload):
     def preprocess_images(self, images: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(images, dtype=np.float32).reshape(-1, 1, 8, 8)
 
-    def score(self, outputs: dict[int, np.ndarray]) -> AccuracyReport:
-        n = self.sample_count()
-        missing = n - len(outputs)
-        if missing:
-            raise ModelError(f"{missing} reference sample(s) have no output: the accuracy pass "
-                             "did not complete")
-        logits = np.stack([np.asarray(outputs[i]).reshape(-1) for i in range(n)])
-        if logits.shape[1] != self.num_classes:
-            raise ModelError(f"the model gives {logits.shape[1]} outputs per sample; digits "
-                             f"needs {self.num_classes} class scores")
-        scores = score_classification(logits, self.labels(), self.num_classes)
-        reference = float(self.manifest["fp32_reference"]["value"])
-        target = TARGET_RATIO * reference
-        return AccuracyReport(
-            metric="top1", value=scores.top1, reference=reference, target=target,
-            passed=scores.top1 >= target,
-            details={"count": scores.count, "ece": scores.ece, "per_class": scores.per_class,
-                     "worst_class": scores.worst_class(),
-                     "confusion": scores.confusion.tolist()})
+    def fp32_reference(self) -> float:
+        return float(self.manifest["fp32_reference"]["value"])
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:
