@@ -14,6 +14,7 @@ __all__ = ["Availability", "Backend", "BackendInfo", "ModelArtifact", "Option",
 _BUILTIN = {
     "cpu": "hwbench.backends.cpu:CpuBackend",
     "null": "hwbench.backends.null:NullBackend",
+    "openvino": "hwbench.backends.openvino:OpenVinoBackend",
 }
 
 

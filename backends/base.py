@@ -73,7 +73,8 @@ class ModelArtifact:
     output_name: str
     sample_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
-    dtype: str = "float32"
+    dtype: str = "float32"  # of the input and output tensors
+    precision: str = "fp32"  # that the graph carries (hwbench.precision converts it)
 
 
 @dataclass(frozen=True)

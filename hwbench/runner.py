@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwbench import backends, document, settings, system, workloads
+from hwbench import backends, document, precision, settings, system, workloads
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import HwbenchError
 from hwbench.loadgen import LoadGen, Scenario
@@ -18,7 +18,8 @@ from hwbench.progress import Reporter
 from hwbench.results import default_output_root, new_run_id, write_run
 from hwbench.samples import SampleLibrary
 from hwbench.summary import summary_text
-from hwbench.sut import BatchingSut
+from hwbench.sut import Sut, make_sut
+from hwbench.workers import Instances
 
 EXIT_VALID, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 OFFLINE_SAMPLE_CAP = 16_000_000  # a calibrated Offline query never holds more samples
@@ -44,7 +45,9 @@ class _Run:
         self.say = reporter
         self.spec: ScenarioSpec = load_scenario(cfg.scenario, cfg.profile)
         self.workload = workloads.create(cfg.workload, cfg.model, cfg.dataset, cfg.seed)
-        self.backend = backends.create(cfg.backend, cfg.backend_options)
+        self.instances = Instances(lambda: backends.create(cfg.backend, cfg.backend_options),
+                                   cfg.instances)
+        self.backend = self.instances.primary
         self.lg = LoadGen()
         self.library = SampleLibrary(self.workload)
         self.doc = document.new_document(new_run_id(cfg.workload, cfg.scenario, cfg.backend),
@@ -54,10 +57,14 @@ class _Run:
         self.internal_error = False
 
     # --- passes ------------------------------------------------------------------------------
-    def loadgen_pass(self, s, label: str, keep_outputs: bool = False) -> tuple[dict, BatchingSut]:
-        sut = BatchingSut(self.backend, self.library, self.lg, self.cfg.batch_size, keep_outputs)
-        with self.say.watch(self.lg, label):
-            out = self.lg.run(sut, self.library, s)
+    def loadgen_pass(self, s, label: str, keep_outputs: bool = False) -> tuple[dict, Sut]:
+        sut = make_sut(self.instances, self.library, self.lg, self.cfg.batch_size,
+                       self.cfg.batch_timeout_us, keep_outputs)
+        try:
+            with self.say.watch(self.lg, label):
+                out = self.lg.run(sut, self.library, s)
+        finally:
+            sut.close()
         if sut.error is not None and not isinstance(sut.error, Exception):
             raise sut.error  # KeyboardInterrupt or SystemExit raised inside the backend
         if out["interrupted"]:
@@ -183,13 +190,16 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
     """Runs `cfg` and writes its result. Bad input raises UsageError before anything runs."""
     run = _Run(cfg, reporter)
     try:
-        artifact = run.workload.artifact(progress=reporter.info)
-        run.backend.load(artifact)
+        source = run.workload.artifact(progress=reporter.info)
+        artifact = precision.convert(source, cfg.precision, run.workload, reporter.info)
+        run.instances.load(artifact)
     except BaseException:
-        run.backend.close()
+        run.instances.close()
         raise
     run.doc["backend_info"] = _info_dict(run.backend.info())
+    run.doc["backend_info"]["concurrency"] = run.instances.describe()
     run.doc["workload_info"] = run.workload.describe()
+    run.doc["workload_info"]["artifact"] = precision.describe(artifact, source)
     try:
         run.execute()
     except KeyboardInterrupt:
@@ -204,7 +214,7 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
         run.doc["invalid_reasons"].append(f"internal error: {type(exc).__name__}: {exc}")
         run.doc["traceback"] = traceback.format_exc()
     finally:
-        run.backend.close()
+        run.instances.close()
     return _finish(run)
 
 
