@@ -15,6 +15,8 @@ _BUILTIN = {
     "cpu": "hwbench.backends.cpu:CpuBackend",
     "null": "hwbench.backends.null:NullBackend",
     "openvino": "hwbench.backends.openvino:OpenVinoBackend",
+    "cuda": "hwbench.backends.cuda:CudaBackend",
+    "tensorrt": "hwbench.backends.tensorrt:TensorRtBackend",
 }
 
 

@@ -129,5 +129,10 @@ class Backend(ABC):
     def info(self) -> BackendInfo:
         """Device, precision and limits of the loaded backend."""
 
+    def device_compute_ms(self) -> list[float] | None:
+        """Per-call compute time measured by the device's own events (a GPU's CUDA events), or
+        None. Reported beside the load generator's latency, never part of it."""
+        return None
+
     def close(self) -> None:
         """Releases the model and device; called once, also after a failure."""

@@ -41,10 +41,14 @@ class OpenVinoBackend(Backend):
             import openvino as ov
         except ImportError as exc:
             return Availability(False, f"openvino cannot be imported ({exc})", _INSTALL)
-        devices = tuple(ov.Core().available_devices)
+        core = ov.Core()
+        devices = tuple(core.available_devices)
         if not devices:
             return Availability(False, "OpenVINO finds no device", _INSTALL)
-        return Availability(True, devices=(*devices, "AUTO"), precisions=("fp32", "bf16", "fp16"))
+        caps = {c for d in devices for c in core.get_property(d, "OPTIMIZATION_CAPABILITIES")}
+        precisions = tuple(p for c, p in (("FP32", "fp32"), ("BF16", "bf16"), ("FP16", "fp16"),
+                                          ("INT8", "int8")) if c in caps)
+        return Availability(True, devices=(*devices, "AUTO"), precisions=precisions)
 
     def load(self, model: ModelArtifact) -> None:
         import openvino as ov

@@ -12,7 +12,7 @@ from typing import Any
 
 from hwbench import backends, document, precision, settings, system, workloads
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
-from hwbench.errors import HwbenchError
+from hwbench.errors import HwbenchError, UsageError
 from hwbench.loadgen import LoadGen, Scenario
 from hwbench.progress import Reporter
 from hwbench.results import default_output_root, new_run_id, write_run
@@ -62,7 +62,7 @@ class _Run:
                        self.cfg.batch_timeout_us, keep_outputs)
         try:
             with self.say.watch(self.lg, label):
-                out = self.lg.run(sut, self.library, s)
+                out = self.lg.run(sut, sut.library, s)
         finally:
             sut.close()
         if sut.error is not None and not isinstance(sut.error, Exception):
@@ -193,10 +193,14 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
         source = run.workload.artifact(progress=reporter.info)
         artifact = precision.convert(source, cfg.precision, run.workload, reporter.info)
         run.instances.load(artifact)
+        info = run.backend.info()
+        if info.max_batch_size and cfg.batch_size > info.max_batch_size:
+            raise UsageError(f"--batch-size {cfg.batch_size} exceeds backend {info.name}'s "
+                             f"limit of {info.max_batch_size}: lower it or raise the backend's")
     except BaseException:
         run.instances.close()
         raise
-    run.doc["backend_info"] = _info_dict(run.backend.info())
+    run.doc["backend_info"] = _info_dict(info)
     run.doc["backend_info"]["concurrency"] = run.instances.describe()
     run.doc["workload_info"] = run.workload.describe()
     run.doc["workload_info"]["artifact"] = precision.describe(artifact, source)
@@ -214,6 +218,7 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
         run.doc["invalid_reasons"].append(f"internal error: {type(exc).__name__}: {exc}")
         run.doc["traceback"] = traceback.format_exc()
     finally:
+        run.doc["backend_info"]["device_compute_ms"] = _spread(run.instances.device_compute_ms())
         run.instances.close()
     return _finish(run)
 
@@ -242,3 +247,12 @@ def _info_dict(info: backends.BackendInfo) -> dict[str, Any]:
     return {"name": info.name, "device": info.device, "precision": info.precision,
             "max_batch_size": info.max_batch_size, "versions": info.versions,
             "options": info.options}
+
+
+def _spread(times_ms: list[float] | None) -> dict[str, float] | None:
+    """The device's own compute times (CUDA events), beside the load generator's latency."""
+    if not times_ms:
+        return None
+    t = sorted(times_ms)
+    return {"calls": len(t), "mean": sum(t) / len(t), "p50": t[len(t) // 2],
+            "p90": t[int(0.9 * len(t))], "max": t[-1]}

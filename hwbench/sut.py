@@ -29,6 +29,7 @@ class BatchingSut:
         self._complete = loadgen.complete
         self._aborted = loadgen.is_aborted
         self._batch = batch_size
+        self.library = library  # what the load generator loads samples through
         self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
         self.error: BaseException | None = None
 

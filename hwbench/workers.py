@@ -46,6 +46,11 @@ class Instances:
             return [b.run for b in self.all]
         return [self.primary.run] * self.workers
 
+    def device_compute_ms(self) -> list[float] | None:
+        """Every instance's device-measured compute times, or None when none measures them."""
+        times = [t for b in self.all for t in (b.device_compute_ms() or [])]
+        return times or None
+
     def describe(self) -> dict:
         return {"workers": self.workers, "backend_instances": len(self.all)}
 
@@ -116,13 +121,22 @@ class WorkerSut:
     ``issue`` and ``flush`` only queue and return. A worker whose backend raises aborts the
     run with the reason; the samples still queued are dropped (the load generator counts them
     as not completed). ``close`` stops the workers; call it once the load generator returns.
+
+    Pass ``library`` (this object) to the load generator as the sample library: its ``unload``
+    closes a gate so that no worker completes a sample once the run is over. After an abort the
+    load generator returns without waiting for calls still computing, and a completion after it
+    returned would name a run that no longer exists.
     """
 
     def __init__(self, runs: list[Callable[[np.ndarray], np.ndarray]], library: SampleLibrary,
                  loadgen: LoadGen, batch_size: int, batch_timeout_us: float = 0.0,
                  keep_outputs: bool = False) -> None:
+        self._samples = library
         self._gather = library.gather
         self._lg = loadgen
+        self.library = self
+        self._gate = threading.Lock()
+        self._open = True
         self._batch = batch_size
         self._wait_s = batch_timeout_us / 1e6
         self._queue = SampleQueue()
@@ -139,6 +153,15 @@ class WorkerSut:
 
     def flush(self) -> None:
         self._queue.flush()
+
+    def load(self, indices: np.ndarray) -> None:
+        self._samples.load(indices)
+        self._open = True
+
+    def unload(self, indices: np.ndarray) -> None:
+        with self._gate:
+            self._open = False
+        self._samples.unload(indices)
 
     def close(self) -> None:
         self._queue.close()
@@ -160,4 +183,6 @@ class WorkerSut:
                 self._lg.abort(f"system under test failed in a worker: "
                                f"{type(exc).__name__}: {exc}")
                 return
-            self._lg.complete(ids)
+            with self._gate:
+                if self._open:
+                    self._lg.complete(ids)
