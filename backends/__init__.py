@@ -14,6 +14,9 @@ __all__ = ["Availability", "Backend", "BackendInfo", "ModelArtifact", "Option",
 _BUILTIN = {
     "cpu": "hwbench.backends.cpu:CpuBackend",
     "null": "hwbench.backends.null:NullBackend",
+    "openvino": "hwbench.backends.openvino:OpenVinoBackend",
+    "cuda": "hwbench.backends.cuda:CudaBackend",
+    "tensorrt": "hwbench.backends.tensorrt:TensorRtBackend",
 }
 
 

@@ -73,7 +73,8 @@ class ModelArtifact:
     output_name: str
     sample_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
-    dtype: str = "float32"
+    dtype: str = "float32"  # of the input and output tensors
+    precision: str = "fp32"  # that the graph carries (hwbench.precision converts it)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,11 @@ class Backend(ABC):
     @abstractmethod
     def info(self) -> BackendInfo:
         """Device, precision and limits of the loaded backend."""
+
+    def device_compute_ms(self) -> list[float] | None:
+        """Per-call compute time measured by the device's own events (a GPU's CUDA events), or
+        None. Reported beside the load generator's latency, never part of it."""
+        return None
 
     def close(self) -> None:
         """Releases the model and device; called once, also after a failure."""

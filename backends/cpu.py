@@ -30,7 +30,7 @@ class CpuBackend(Backend):
         if "CPUExecutionProvider" not in ort.get_available_providers():
             return Availability(False, "this onnxruntime build has no CPU execution provider",
                                 "install it with: pip install onnxruntime")
-        return Availability(True, devices=("cpu",), precisions=("fp32",))
+        return Availability(True, devices=("cpu",), precisions=("fp32", "fp16", "int8"))
 
     def load(self, model: ModelArtifact) -> None:
         import onnxruntime as ort
@@ -51,7 +51,8 @@ class CpuBackend(Backend):
                              f"{str(exc).splitlines()[0]}; check the file is a valid ONNX model")
         self._inputs = model.input_name
         self._outputs = [model.output_name]
-        self._precision = _precision_of(self._session.get_inputs()[0].type)
+        self._precision = _computed_precision(model.precision,
+                                              _precision_of(self._session.get_inputs()[0].type))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self._session.run(self._outputs, {self._inputs: batch})[0]
@@ -60,11 +61,20 @@ class CpuBackend(Backend):
         import onnxruntime as ort
 
         opts: dict[str, Any] = dict(self.opts)
-        return BackendInfo(self.name, device="cpu", precision=self._precision,
+        # InferenceSession.run is thread-safe: workers share one session.
+        return BackendInfo(self.name, device="cpu", precision=self._precision, thread_safe=True,
                            versions={"onnxruntime": ort.__version__}, options=opts)
 
     def close(self) -> None:
         self._session = None
+
+
+def _computed_precision(artifact: str, io: str) -> str:
+    """An int8 (QDQ) graph runs as int8 kernels; an fp16 graph keeps fp16 only where the CPU
+    provider has an fp16 kernel, and onnxruntime casts the rest to fp32 around them."""
+    if artifact == "fp16":
+        return "fp16 (fp32 where onnxruntime's CPU provider has no fp16 kernel)"
+    return "int8" if artifact == "int8" else io
 
 
 def _precision_of(onnx_type: str) -> str:

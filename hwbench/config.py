@@ -14,6 +14,7 @@ from hwbench.errors import UsageError
 SCENARIOS = ("single-stream", "multi-stream", "server", "offline")
 MODES = ("performance", "accuracy", "both", "find-peak")
 PROFILES = ("quick", "mlperf")
+PRECISIONS = ("fp32", "fp16", "int8")  # of the artifact every backend runs (hwbench.precision)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ class RunConfig:
     expected_qps: float | None = None
     latency_bound_ms: float | None = None
     batch_size: int = 1
+    instances: int = 1
+    batch_timeout_us: float = 0.0
+    precision: str = "fp32"
     warmup_s: float | None = None
     sample_timeout_s: float = 60.0
     performance_sample_count: int | None = None
@@ -134,6 +138,12 @@ class RunConfig:
         _positive("--sample-timeout", self.sample_timeout_s)
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be >= 1 (got {self.batch_size})")
+        if self.instances < 1:
+            raise UsageError(f"--instances must be >= 1 (got {self.instances})")
+        _positive("--batch-timeout-us", self.batch_timeout_us, allow_zero=True)
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {self.precision!r}: use one of "
+                             f"{', '.join(PRECISIONS)}")
         if self.min_query_count is not None and self.min_query_count < 1:
             raise UsageError(f"--min-queries must be >= 1 (got {self.min_query_count})")
         if self.performance_sample_count is not None and self.performance_sample_count < 1:

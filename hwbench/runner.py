@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwbench import backends, document, fidelity, robustness, settings, system, workloads
+from hwbench import (backends, document, fidelity, precision, robustness, settings, system,
+                     workloads)
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import HwbenchError, UsageError
 from hwbench.loadgen import LoadGen, Scenario
@@ -18,7 +19,8 @@ from hwbench.progress import Reporter
 from hwbench.results import default_output_root, new_run_id, write_run
 from hwbench.samples import SampleLibrary
 from hwbench.summary import summary_text
-from hwbench.sut import BatchingSut
+from hwbench.sut import Sut, make_sut
+from hwbench.workers import Instances
 
 EXIT_VALID, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 OFFLINE_SAMPLE_CAP = 16_000_000  # a calibrated Offline query never holds more samples
@@ -47,7 +49,9 @@ class _Run:
         unscorable = cfg.robustness and robustness.missing_labels(self.workload)
         if unscorable:
             raise UsageError(unscorable)
-        self.backend = backends.create(cfg.backend, cfg.backend_options)
+        self.instances = Instances(lambda: backends.create(cfg.backend, cfg.backend_options),
+                                   cfg.instances)
+        self.backend = self.instances.primary
         self.lg = LoadGen()
         self.library = SampleLibrary(self.workload)
         self.doc = document.new_document(new_run_id(cfg.workload, cfg.scenario, cfg.backend),
@@ -57,10 +61,14 @@ class _Run:
         self.internal_error = False
 
     # --- passes ------------------------------------------------------------------------------
-    def loadgen_pass(self, s, label: str, keep_outputs: bool = False) -> tuple[dict, BatchingSut]:
-        sut = BatchingSut(self.backend, self.library, self.lg, self.cfg.batch_size, keep_outputs)
-        with self.say.watch(self.lg, label):
-            out = self.lg.run(sut, self.library, s)
+    def loadgen_pass(self, s, label: str, keep_outputs: bool = False) -> tuple[dict, Sut]:
+        sut = make_sut(self.instances, self.library, self.lg, self.cfg.batch_size,
+                       self.cfg.batch_timeout_us, keep_outputs)
+        try:
+            with self.say.watch(self.lg, label):
+                out = self.lg.run(sut, sut.library, s)
+        finally:
+            sut.close()
         if sut.error is not None and not isinstance(sut.error, Exception):
             raise sut.error  # KeyboardInterrupt or SystemExit raised inside the backend
         if out["interrupted"]:
@@ -233,14 +241,21 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
     """Runs `cfg` and writes its result. Bad input raises UsageError before anything runs."""
     run = _Run(cfg, reporter)
     try:
-        artifact = run.workload.artifact(progress=reporter.info)
+        source = run.workload.artifact(progress=reporter.info)
         run.workload.prepare(progress=reporter.info)
-        run.backend.load(artifact)
+        artifact = precision.convert(source, cfg.precision, run.workload, reporter.info)
+        run.instances.load(artifact)
+        info = run.backend.info()
+        if info.max_batch_size and cfg.batch_size > info.max_batch_size:
+            raise UsageError(f"--batch-size {cfg.batch_size} exceeds backend {info.name}'s "
+                             f"limit of {info.max_batch_size}: lower it or raise the backend's")
     except BaseException:
-        run.backend.close()
+        run.instances.close()
         raise
-    run.doc["backend_info"] = _info_dict(run.backend.info())
+    run.doc["backend_info"] = _info_dict(info)
+    run.doc["backend_info"]["concurrency"] = run.instances.describe()
     run.doc["workload_info"] = run.workload.describe()
+    run.doc["workload_info"]["artifact"] = precision.describe(artifact, source)
     try:
         run.execute()
     except KeyboardInterrupt:
@@ -255,7 +270,8 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
         run.doc["invalid_reasons"].append(f"internal error: {type(exc).__name__}: {exc}")
         run.doc["traceback"] = traceback.format_exc()
     finally:
-        run.backend.close()
+        run.doc["backend_info"]["device_compute_ms"] = _spread(run.instances.device_compute_ms())
+        run.instances.close()
     return _finish(run)
 
 
@@ -293,3 +309,12 @@ def _info_dict(info: backends.BackendInfo) -> dict[str, Any]:
     return {"name": info.name, "device": info.device, "precision": info.precision,
             "max_batch_size": info.max_batch_size, "versions": info.versions,
             "options": info.options}
+
+
+def _spread(times_ms: list[float] | None) -> dict[str, float] | None:
+    """The device's own compute times (CUDA events), beside the load generator's latency."""
+    if not times_ms:
+        return None
+    t = sorted(times_ms)
+    return {"calls": len(t), "mean": sum(t) / len(t), "p50": t[len(t) // 2],
+            "p90": t[int(0.9 * len(t))], "max": t[-1]}

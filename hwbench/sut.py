@@ -1,7 +1,8 @@
 """The SUT adapter: turns the load generator's issued samples into backend batches.
 
 It never reads a clock: it gathers samples, calls the backend, and completes the ids. Scenarios
-are invisible to it; it serves whatever the load generator issues.
+are invisible to it; it serves whatever the load generator issues. Several workers and dynamic
+batching live in hwbench.workers; ``make_sut`` picks between the two.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from hwbench.backends import Backend
 from hwbench.loadgen import LoadGen
 from hwbench.samples import SampleLibrary
+from hwbench.workers import Instances, WorkerSut
 
 
 class BatchingSut:
@@ -27,6 +29,7 @@ class BatchingSut:
         self._complete = loadgen.complete
         self._aborted = loadgen.is_aborted
         self._batch = batch_size
+        self.library = library  # what the load generator loads samples through
         self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
         self.error: BaseException | None = None
 
@@ -54,3 +57,19 @@ class BatchingSut:
 
     def flush(self) -> None:
         """Nothing is held back: every batch runs as soon as it is issued."""
+
+    def close(self) -> None:
+        """No threads to stop."""
+
+
+Sut = BatchingSut | WorkerSut
+
+
+def make_sut(instances: Instances, library: SampleLibrary, loadgen: LoadGen, batch_size: int,
+             batch_timeout_us: float = 0.0, keep_outputs: bool = False) -> Sut:
+    """Inline batches for one worker without batching delay (the fastest path); worker threads
+    for several instances or a batch timeout, which must not block the issue thread."""
+    if instances.workers == 1 and not batch_timeout_us:
+        return BatchingSut(instances.primary, library, loadgen, batch_size, keep_outputs)
+    return WorkerSut(instances.runs(), library, loadgen, batch_size, batch_timeout_us,
+                     keep_outputs)

@@ -27,16 +27,27 @@ def handle(args: argparse.Namespace) -> int:
     print(table(("scenario", "description", "percentile", "MLPerf min s", "MLPerf min queries"),
                 rows, title="Scenarios"))
     print()
-    rows = []
+    print(_backends_text())
+    return 0
+
+
+def _backends_text() -> str:
+    """One row per backend (usable here or not, devices, precisions), then each one's options
+    and, for one that is not usable, why and how to make it usable."""
+    rows, notes = [], []
     for name in backends.names():
         cls = backends.backend_class(name)
         a = cls.availability()
-        status = "usable" if a.usable else f"NOT USABLE: {a.reason}"
-        if not a.usable and a.install:
-            status += f" ({a.install})"
-        opts = ", ".join(f"{o.name}={o.default}" for o in cls.options) or "-"
-        rows.append((name, cls.description, ", ".join(a.devices) or "-",
-                     ", ".join(a.precisions) or "-", opts, status))
-    print(table(("backend", "description", "devices", "precisions", "options (default)",
-                 "status"), rows, title="Backends"))
-    return 0
+        rows.append((name, "usable" if a.usable else "unusable", ", ".join(a.devices) or "-",
+                     ", ".join(a.precisions) or "-", cls.description))
+        notes.append(f"{name}:")
+        if not a.usable:
+            notes.append(f"  not usable here: {a.reason}")
+            if a.install:
+                notes.append(f"  fix: {a.install}")
+        for o in cls.options:
+            choices = f" ({'|'.join(map(str, o.choices))})" if o.choices else ""
+            notes.append(f"  --backend-opt {o.name}={o.default}{choices}  {o.help}")
+    head = table(("backend", "here", "devices", "precisions", "description"), rows,
+                 title="Backends")
+    return head + "\n\n" + "\n".join(notes)

@@ -6,7 +6,8 @@ import json
 import sys
 
 from hwbench import backends, workloads
-from hwbench.config import MODES, PROFILES, SCENARIOS, RunConfig, parse_backend_options
+from hwbench.config import (MODES, PRECISIONS, PROFILES, SCENARIOS, RunConfig,
+                            parse_backend_options)
 from hwbench.progress import Reporter
 from hwbench.runner import execute
 from hwbench.summary import summary_table
@@ -36,7 +37,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(default: calibrated)")
     p.add_argument("--latency-bound-ms", type=float, metavar="MS",
                    help="latency bound (Server default: the workload's MLPerf bound)")
-    p.add_argument("--batch-size", type=int, default=1, metavar="N")
+    p.add_argument("--batch-size", "--max-batch", type=int, default=1, metavar="N",
+                   dest="batch_size", help="samples per backend call, at most")
+    p.add_argument("--instances", type=int, default=1, metavar="N", help="workers computing at "
+                   "once (each with its own backend unless the backend is thread-safe)")
+    p.add_argument("--batch-timeout-us", type=float, default=0.0, metavar="US", help="dynamic "
+                   "batching: wait up to US after a batch's first sample for more")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="precision of the "
+                   "model artifact every backend runs (converted once, cached; default: fp32)")
     p.add_argument("--warmup", type=float, dest="warmup_s", metavar="SECONDS")
     p.add_argument("--sample-timeout", type=float, default=60.0, dest="sample_timeout_s",
                    metavar="SECONDS", help="a sample not completed this long invalidates the run")
@@ -61,7 +69,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     keys = ("workload", "scenario", "backend", "mode", "profile", "model", "dataset",
             "duration_s", "max_duration_s", "min_query_count", "target_qps", "expected_qps",
             "latency_bound_ms", "batch_size", "warmup_s", "sample_timeout_s",
-            "performance_sample_count", "seed", "output", "robustness", "robustness_samples")
+            "performance_sample_count", "seed", "output", "robustness", "robustness_samples",
+            "instances", "batch_timeout_us", "precision")
     return RunConfig(backend_options=parse_backend_options(args.backend_opt),
                      **{k: getattr(args, k) for k in keys})
 

@@ -1,0 +1,106 @@
+"""Reduced-precision model artifacts, made once from the workload's FP32 ONNX model and cached.
+
+The artifact carries the precision, not a backend flag: ``--precision fp16`` converts the graph
+with onnxruntime's float16 converter (inputs and outputs stay fp32, so every backend is fed the
+same samples), and ``--precision int8`` inserts quantize/dequantize pairs with onnxruntime's static
+quantizer, calibrated on samples drawn from the workload's own sample set. Every backend then runs
+the same file, so precision is compared like for like, and strongly typed runtimes (TensorRT 10.12
+and later) build exactly what the file says.
+
+Cache key: the source model's sha256, the conversion, the converter's version and this module's
+recipe version, so a new onnxruntime or a changed recipe never reuses a stale file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hwbench.backends.base import ModelArtifact
+from hwbench.errors import ModelError
+from hwbench.workloads import Workload
+from hwbench.workloads.base import cache_dir, sha256_of
+
+RECIPE_VERSION = 1  # bump when a conversion below would produce other bytes
+CALIBRATION_SAMPLES = 64
+
+
+def convert(model: ModelArtifact, precision: str, workload: Workload,
+            progress: Callable[[str], None] | None = None) -> ModelArtifact:
+    """The artifact at ``precision``: ``model`` itself for fp32, else a cached conversion."""
+    if precision == "fp32":
+        return model
+    import onnxruntime as ort
+
+    path = cache_dir() / "artifacts" / (f"{model.sha256[:24]}-{precision}-"
+                                        f"ort{ort.__version__}-r{RECIPE_VERSION}.onnx")
+    if not path.is_file():
+        if progress:
+            progress(f"converting the model to {precision} (once) in {path}")
+        build = _fp16 if precision == "fp16" else _int8
+        _atomic(path, lambda tmp: build(model, workload, tmp))
+    return dataclasses.replace(model, path=path, sha256=sha256_of(path), precision=precision)
+
+
+def describe(model: ModelArtifact, source: ModelArtifact) -> dict | None:
+    """What the result records about a converted artifact (None when the source ran)."""
+    if model is source:
+        return None
+    import onnxruntime as ort
+
+    converter = {"fp16": "onnxruntime.transformers.float16 (keep_io_types)",
+                 "int8": f"onnxruntime.quantization.quantize_static (QDQ, int8, MinMax, "
+                         f"{CALIBRATION_SAMPLES} calibration samples)"}[model.precision]
+    return {"precision": model.precision, "path": str(model.path), "sha256": model.sha256,
+            "source_sha256": source.sha256, "converter": converter,
+            "converter_version": ort.__version__, "recipe_version": RECIPE_VERSION}
+
+
+def _fp16(model: ModelArtifact, workload: Workload, out: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    proto = onnx.load(str(model.path))
+    onnx.save(convert_float_to_float16(proto, keep_io_types=True), str(out))
+
+
+def _int8(model: ModelArtifact, workload: Workload, out: Path) -> None:
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    count = workload.sample_count()
+    # Evenly spread over the sample set, so that every class of a sorted reference set is seen.
+    picks = np.unique(np.linspace(0, count - 1, min(count, CALIBRATION_SAMPLES)).astype(np.int64))
+    data = workload.load_samples(picks)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._rows = iter(data)
+
+        def get_next(self) -> dict | None:
+            row = next(self._rows, None)
+            return None if row is None else {model.input_name: row[None]}
+
+    try:
+        quantize_static(str(model.path), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        per_channel=True)
+    except Exception as exc:  # the quantizer raises many types for graphs it cannot handle
+        raise ModelError(f"int8 quantization of {model.path} failed ({type(exc).__name__}: "
+                         f"{exc}); run this model with --precision fp32 or fp16") from None
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,188 @@
+"""Concurrency in the SUT adapter: N workers computing at once, fed by a dynamic batcher.
+
+Concurrency belongs to the harness, not to a backend. ``--instances N`` runs N worker threads;
+they share one backend when it declares ``thread_safe`` (it keeps N requests in flight itself),
+otherwise each worker gets a backend instance of its own. ``--batch-timeout-us T`` makes the
+batcher wait up to T after a batch's first sample for more, up to ``--batch-size``, as inference
+servers do. Nothing here reads a clock for measurement: the batcher only waits with a timeout,
+and the load generator timestamps every completion.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Callable
+
+import numpy as np
+
+from hwbench.backends import Backend
+from hwbench.backends.base import ModelArtifact
+from hwbench.loadgen import LoadGen
+from hwbench.samples import SampleLibrary
+
+
+class Instances:
+    """The backends one run computes with: one shared by every worker when it is thread-safe,
+    else one per worker. Created now, loaded by ``load``, closed by ``close``."""
+
+    def __init__(self, create: Callable[[], Backend], workers: int) -> None:
+        self.primary = create()
+        self.workers = workers
+        self._create = create
+        self.all = [self.primary]
+
+    def load(self, model: ModelArtifact) -> None:
+        self.primary.load(model)
+        if self.primary.info().thread_safe:
+            return
+        for _ in range(self.workers - 1):
+            backend = self._create()
+            self.all.append(backend)  # before load, so that close() releases it after a failure
+            backend.load(model)
+
+    def runs(self) -> list[Callable[[np.ndarray], np.ndarray]]:
+        """One compute function per worker."""
+        if len(self.all) == self.workers:
+            return [b.run for b in self.all]
+        return [self.primary.run] * self.workers
+
+    def device_compute_ms(self) -> list[float] | None:
+        """Every instance's device-measured compute times, or None when none measures them."""
+        times = [t for b in self.all for t in (b.device_compute_ms() or [])]
+        return times or None
+
+    def describe(self) -> dict:
+        return {"workers": self.workers, "backend_instances": len(self.all)}
+
+    def close(self) -> None:
+        for backend in self.all:
+            backend.close()
+
+
+class SampleQueue:
+    """Issued samples waiting for a worker, in arrival order, held as ``(ids, indices)`` chunks
+    so that an Offline query of millions of samples is one entry, sliced as workers take it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._take_lock = threading.Lock()  # one batch is formed at a time
+        self._chunks: deque[tuple[np.ndarray, np.ndarray]] = deque()
+        self._count = 0
+        self._flushing = False
+        self._closed = False
+
+    def put(self, ids: np.ndarray, indices: np.ndarray) -> None:
+        with self._cond:
+            self._chunks.append((ids, indices))
+            self._count += len(ids)
+            self._flushing = False
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        """No more samples are coming for now: a batch being formed goes without waiting."""
+        with self._cond:
+            self._flushing = True
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def take(self, n: int, wait_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Up to ``n`` samples: waits for the first, then at most ``wait_s`` for the batch to
+        fill. None once the queue is closed."""
+        with self._take_lock, self._cond:
+            self._cond.wait_for(lambda: self._count or self._closed)
+            if wait_s > 0 and self._count < n:
+                self._cond.wait_for(lambda: self._count >= n or self._flushing or self._closed,
+                                    wait_s)
+            return None if self._closed else self._pop(n)
+
+    def _pop(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        ids, indices = [], []
+        while n and self._chunks:
+            i, x = self._chunks.popleft()
+            if len(i) > n:
+                self._chunks.appendleft((i[n:], x[n:]))
+                i, x = i[:n], x[:n]
+            ids.append(i)
+            indices.append(x)
+            n -= len(i)
+        self._count -= sum(len(i) for i in ids)
+        if len(ids) == 1:
+            return ids[0], indices[0]
+        return np.concatenate(ids), np.concatenate(indices)
+
+
+class WorkerSut:
+    """Hands issued samples to worker threads, each running batches of up to ``batch_size``.
+
+    ``issue`` and ``flush`` only queue and return. A worker whose backend raises aborts the
+    run with the reason; the samples still queued are dropped (the load generator counts them
+    as not completed). ``close`` stops the workers; call it once the load generator returns.
+
+    Pass ``library`` (this object) to the load generator as the sample library: its ``unload``
+    closes a gate so that no worker completes a sample once the run is over. After an abort the
+    load generator returns without waiting for calls still computing, and a completion after it
+    returned would name a run that no longer exists.
+    """
+
+    def __init__(self, runs: list[Callable[[np.ndarray], np.ndarray]], library: SampleLibrary,
+                 loadgen: LoadGen, batch_size: int, batch_timeout_us: float = 0.0,
+                 keep_outputs: bool = False) -> None:
+        self._samples = library
+        self._gather = library.gather
+        self._lg = loadgen
+        self.library = self
+        self._gate = threading.Lock()
+        self._open = True
+        self._batch = batch_size
+        self._wait_s = batch_timeout_us / 1e6
+        self._queue = SampleQueue()
+        self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
+        self.error: BaseException | None = None
+        self._threads = [threading.Thread(target=self._work, args=(run,), daemon=True,
+                                          name=f"hwbench-worker-{k}")
+                         for k, run in enumerate(runs)]
+        for t in self._threads:
+            t.start()
+
+    def issue(self, ids: np.ndarray, indices: np.ndarray) -> None:
+        self._queue.put(ids, indices)
+
+    def flush(self) -> None:
+        self._queue.flush()
+
+    def load(self, indices: np.ndarray) -> None:
+        self._samples.load(indices)
+        self._open = True
+
+    def unload(self, indices: np.ndarray) -> None:
+        with self._gate:
+            self._open = False
+        self._samples.unload(indices)
+
+    def close(self) -> None:
+        self._queue.close()
+        for t in self._threads:
+            t.join()
+
+    def _work(self, run: Callable[[np.ndarray], np.ndarray]) -> None:
+        while (got := self._queue.take(self._batch, self._wait_s)) is not None:
+            ids, indices = got
+            if self._lg.is_aborted():
+                continue  # the run is ending: drain without computing
+            try:
+                out = run(self._gather(indices))
+                if self.outputs is not None:
+                    for i, row in zip(indices.tolist(), np.array(out, copy=True)):
+                        self.outputs[i] = row
+            except Exception as exc:
+                self.error = self.error or exc
+                self._lg.abort(f"system under test failed in a worker: "
+                               f"{type(exc).__name__}: {exc}")
+                return
+            with self._gate:
+                if self._open:
+                    self._lg.complete(ids)

@@ -1,0 +1,62 @@
+"""Reduced-precision artifacts: real conversions of the digits model with onnxruntime's own tools,
+cached by source hash, recorded in the result, and run by every CPU backend."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from cli_helpers import run_json
+from hwbench import precision
+from hwbench.workloads.digits import Digits
+
+
+def _types(path) -> set[int]:
+    return {i.data_type for i in onnx.load(str(path)).graph.initializer}
+
+
+def test_fp16_artifact_keeps_fp32_io_and_is_cached():
+    w = Digits()
+    src = w.artifact()
+    got = precision.convert(src, "fp16", w)
+    assert got.precision == "fp16" and got.sha256 != src.sha256
+    assert src.sha256[:24] in got.path.name and "fp16" in got.path.name
+    assert onnx.TensorProto.FLOAT16 in _types(got.path)
+    g = onnx.load(str(got.path)).graph
+    assert g.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fed like fp32
+    assert (g.input[0].name, g.output[0].name) == (src.input_name, src.output_name)
+    stamp = got.path.stat().st_mtime_ns
+    assert precision.convert(src, "fp16", w).path.stat().st_mtime_ns == stamp  # not rebuilt
+    assert precision.convert(src, "fp32", w) is src
+
+
+def test_int8_artifact_has_quantize_dequantize_pairs():
+    w = Digits()
+    got = precision.convert(w.artifact(), "int8", w)
+    ops = {n.op_type for n in onnx.load(str(got.path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert precision.describe(got, w.artifact())["source_sha256"] == w.artifact().sha256
+
+
+@pytest.mark.parametrize("backend", ["cpu", "openvino"])
+@pytest.mark.parametrize("prec", ["fp16", "int8"])
+def test_reduced_precision_runs_are_scored_and_recorded(capsys, out_dir, backend, prec):
+    from hwbench import backends
+
+    avail = backends.backend_class(backend).availability()
+    if not avail.usable:
+        pytest.skip(f"{backend} is not usable here: {avail.reason}")
+    code, doc = run_json(capsys, out_dir, "--workload", "digits", "--backend", backend,
+                         "--mode", "accuracy", "--precision", prec)
+    art = doc["workload_info"]["artifact"]
+    assert art["precision"] == prec and art["sha256"] != doc["workload_info"]["model_sha256"]
+    assert doc["settings"]["config"]["precision"] == prec
+    computed = doc["backend_info"]["precision"]
+    if backend == "openvino" and prec == "fp16":
+        # OpenVINO's CPU plugin decompresses fp16 weights and computes in its own precision.
+        assert computed in ("fp32", "bf16", "fp16")
+    else:
+        assert computed.split(" ")[0] == prec
+    # A reduced-precision digits model stays within a point of FP32 here, and passes.
+    assert code == 0 and doc["accuracy"]["passed"], doc["invalid_reasons"]
+    assert np.isclose(doc["accuracy"]["value"], doc["accuracy"]["reference"], atol=0.01)
