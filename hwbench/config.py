@@ -14,6 +14,8 @@ from hwbench.errors import UsageError
 SCENARIOS = ("single-stream", "multi-stream", "server", "offline")
 MODES = ("performance", "accuracy", "both", "find-peak")
 PROFILES = ("quick", "mlperf")
+MAX_TELEMETRY_HZ = 1000.0
+PTD_SOURCE = "ptdaemon"  # the power source that --ptd points at
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,17 @@ def parse_backend_options(pairs: list[str] | tuple[str, ...]) -> tuple[tuple[str
     return tuple(out)
 
 
+def parse_host_port(text: str | None) -> tuple[str | None, int | None]:
+    """'HOST:PORT' (IPv6 as [ADDR]:PORT) to a pair; None to (None, None)."""
+    if text is None:
+        return None, None
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--ptd {text!r}: write it as HOST:PORT, e.g. 127.0.0.1:8888")
+    return host, int(port)
+
+
 def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
     if value is None:
         return
@@ -117,6 +130,14 @@ class RunConfig:
     seed: int = 1
     backend_options: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     output: str | None = None
+    # Telemetry. No power_sources: every built-in source is tried, and reported if unavailable.
+    power_sources: tuple[str, ...] = ()
+    no_power: bool = False
+    ptd_host: str | None = None
+    ptd_port: int | None = None
+    rapl_root: str = "/sys/class/powercap"
+    jetson_root: str = "/sys/bus/i2c/drivers"
+    telemetry_hz: float = 10.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -136,8 +157,28 @@ class RunConfig:
             raise UsageError(f"--min-queries must be >= 1 (got {self.min_query_count})")
         if self.performance_sample_count is not None and self.performance_sample_count < 1:
             raise UsageError("--performance-samples must be >= 1")
+        _positive("--telemetry-hz", self.telemetry_hz)
+        if self.telemetry_hz > MAX_TELEMETRY_HZ:
+            raise UsageError(f"--telemetry-hz must be <= {MAX_TELEMETRY_HZ:g} "
+                             f"(got {self.telemetry_hz:g})")
+        if self.no_power and (self.power_sources or self.ptd_host):
+            raise UsageError("--no-power contradicts --power-source/--ptd: give one or the other")
+        if PTD_SOURCE in self.power_sources and self.ptd_host is None:
+            raise UsageError(f"--power-source {PTD_SOURCE} needs the analyzer's address: "
+                             "add --ptd HOST:PORT")
+
+    def requested_power_sources(self) -> set[str]:
+        """Sources the user named: they must work, or the run says so."""
+        return set(self.power_sources) | ({PTD_SOURCE} if self.ptd_host else set())
+
+    def power_source_names(self, builtin: list[str]) -> list[str]:
+        """Sources to open: the named ones, or every built-in when none was named."""
+        if not self.power_sources:
+            return list(builtin)
+        return list(dict.fromkeys([*self.power_sources, *sorted(self.requested_power_sources())]))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["backend_options"] = dict(self.backend_options)
+        d["power_sources"] = list(self.power_sources)
         return d

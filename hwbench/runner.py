@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwbench import backends, document, settings, system, workloads
+from hwbench import backends, document, settings, system, telemetry, workloads
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import HwbenchError
 from hwbench.loadgen import LoadGen, Scenario
@@ -18,6 +18,7 @@ from hwbench.progress import Reporter
 from hwbench.results import default_output_root, new_run_id, write_run
 from hwbench.samples import SampleLibrary
 from hwbench.summary import summary_text
+from hwbench.telemetry.power import requested_failures
 from hwbench.sut import BatchingSut
 
 EXIT_VALID, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -52,6 +53,8 @@ class _Run:
         self.samples: dict[str, dict] = {}
         self.files: dict[str, Any] = {}  # JSON documents written beside result.json
         self.internal_error = False
+        # Opened now, so that a power source the user asked for fails before anything loads.
+        self.telemetry = telemetry.Session(cfg) if cfg.mode != "accuracy" else None
 
     # --- passes ------------------------------------------------------------------------------
     def loadgen_pass(self, s, label: str, keep_outputs: bool = False) -> tuple[dict, BatchingSut]:
@@ -118,11 +121,17 @@ class _Run:
         shortfalls = settings.mlperf_shortfalls(s, self.spec, self.workload)
         self.doc["settings"]["meets_mlperf_minimums"] = not shortfalls
         self.doc["settings"]["mlperf_shortfalls"] = shortfalls
-        out, _ = self.loadgen_pass(s, "performance")
+        self.telemetry.start()
+        try:
+            out, _ = self.loadgen_pass(s, "performance")
+        finally:
+            self.telemetry.stop()
         m = out["summary"]
         self.doc["metrics"] = document.metrics(m)
         self.doc["validated"]["performance"] = bool(m.valid)
         self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"])
+        self.doc["power"], self.doc["telemetry"], self.samples["telemetry.npz"] = \
+            self.telemetry.results(out["start_ns"], self.doc["metrics"])
         return out
 
     def server_qps(self) -> float:
@@ -147,7 +156,8 @@ class _Run:
             if self.doc["interrupted"] or out["errors"]:
                 break
             if m.valid:
-                lo, best = qps, (dict(self.doc["metrics"]), self.samples.get("samples.npz"),
+                lo, best = qps, ({k: self.doc[k] for k in ("metrics", "power", "telemetry")},
+                                 {k: self.samples[k] for k in ("samples.npz", "telemetry.npz")},
                                  dict(self.doc["settings"]))
             else:
                 hi = qps
@@ -155,7 +165,9 @@ class _Run:
                 break
             qps = qps * 2 if hi is None else qps / 2 if lo is None else (lo + hi) / 2
         if best is not None:
-            self.doc["metrics"], self.samples["samples.npz"], self.doc["settings"] = best
+            self.doc.update(best[0])
+            self.samples.update(best[1])
+            self.doc["settings"] = best[2]
         self.doc["validated"]["performance"] = best is not None
         self.doc["find_peak"] = {"peak_qps": lo, "steps": steps}
         if best is None:
@@ -187,6 +199,7 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
         run.backend.load(artifact)
     except BaseException:
         run.backend.close()
+        _close_telemetry(run)
         raise
     run.doc["backend_info"] = _info_dict(run.backend.info())
     run.doc["workload_info"] = run.workload.describe()
@@ -205,11 +218,18 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
         run.doc["traceback"] = traceback.format_exc()
     finally:
         run.backend.close()
+        _close_telemetry(run)
     return _finish(run)
+
+
+def _close_telemetry(run: _Run) -> None:
+    if run.telemetry is not None:
+        run.telemetry.close()
 
 
 def _finish(run: _Run) -> Outcome:
     doc = run.doc
+    doc["invalid_reasons"] += requested_failures(doc["power"])
     v = doc["validated"]
     doc["valid"] = (not doc["invalid_reasons"] and not doc["interrupted"]
                     and v["performance"] is not False and v["accuracy"] is not False
