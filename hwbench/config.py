@@ -157,7 +157,10 @@ class RunConfig:
             raise UsageError(f"--min-queries must be >= 1 (got {self.min_query_count})")
         if self.performance_sample_count is not None and self.performance_sample_count < 1:
             raise UsageError("--performance-samples must be >= 1")
-        _positive("--telemetry-hz", self.telemetry_hz)
+        _positive("--telemetry-hz", self.telemetry_hz, allow_zero=True)
+        if self.telemetry_hz == 0 and (self.power_sources or self.ptd_host):
+            raise UsageError("--telemetry-hz 0 turns sampling off, which power sources need: "
+                             "drop --power-source/--ptd or give a rate")
         if self.telemetry_hz > MAX_TELEMETRY_HZ:
             raise UsageError(f"--telemetry-hz must be <= {MAX_TELEMETRY_HZ:g} "
                              f"(got {self.telemetry_hz:g})")

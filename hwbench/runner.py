@@ -54,7 +54,8 @@ class _Run:
         self.files: dict[str, Any] = {}  # JSON documents written beside result.json
         self.internal_error = False
         # Opened now, so that a power source the user asked for fails before anything loads.
-        self.telemetry = telemetry.Session(cfg) if cfg.mode != "accuracy" else None
+        sampled = cfg.mode != "accuracy" and cfg.telemetry_hz > 0
+        self.telemetry = telemetry.Session(cfg) if sampled else None
 
     # --- passes ------------------------------------------------------------------------------
     def loadgen_pass(self, s, label: str, keep_outputs: bool = False) -> tuple[dict, BatchingSut]:
@@ -121,18 +122,25 @@ class _Run:
         shortfalls = settings.mlperf_shortfalls(s, self.spec, self.workload)
         self.doc["settings"]["meets_mlperf_minimums"] = not shortfalls
         self.doc["settings"]["mlperf_shortfalls"] = shortfalls
-        self.telemetry.start()
-        try:
-            out, _ = self.loadgen_pass(s, "performance")
-        finally:
-            self.telemetry.stop()
+        out = self.sampled_pass(s)
         m = out["summary"]
         self.doc["metrics"] = document.metrics(m)
         self.doc["validated"]["performance"] = bool(m.valid)
         self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"])
-        self.doc["power"], self.doc["telemetry"], self.samples["telemetry.npz"] = \
-            self.telemetry.results(out["start_ns"], self.doc["metrics"])
+        if self.telemetry is not None:
+            self.doc["power"], self.doc["telemetry"], self.samples["telemetry.npz"] = \
+                self.telemetry.results(out["start_ns"], self.doc["metrics"])
         return out
+
+    def sampled_pass(self, s) -> dict:
+        """The performance pass, with the telemetry sampler running beside it."""
+        if self.telemetry is None:
+            return self.loadgen_pass(s, "performance")[0]
+        self.telemetry.start()
+        try:
+            return self.loadgen_pass(s, "performance")[0]
+        finally:
+            self.telemetry.stop()
 
     def server_qps(self) -> float:
         if self.cfg.target_qps is not None:
@@ -157,7 +165,8 @@ class _Run:
                 break
             if m.valid:
                 lo, best = qps, ({k: self.doc[k] for k in ("metrics", "power", "telemetry")},
-                                 {k: self.samples[k] for k in ("samples.npz", "telemetry.npz")},
+                                 {k: v for k, v in self.samples.items()
+                                  if k in ("samples.npz", "telemetry.npz")},
                                  dict(self.doc["settings"]))
             else:
                 hi = qps

@@ -68,7 +68,7 @@ def _add_telemetry(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jetson-root", default="/sys/bus/i2c/drivers", metavar="PATH",
                    help="i2c drivers tree to find Jetson INA3221 monitors in (default: %(default)s)")
     p.add_argument("--telemetry-hz", type=float, default=10.0, metavar="HZ",
-                   help="telemetry sampling rate (default: %(default)s)")
+                   help="telemetry sampling rate; 0 turns telemetry off (default: %(default)s)")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

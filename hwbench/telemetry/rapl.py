@@ -40,7 +40,7 @@ def _wrap_text(zone: Path, range_uj: int) -> str:
         max_uw = 0
     if max_uw <= 0:
         return f"wraps at {range_uj / 1e6:,.0f} J (wrap period unknown: no max power)"
-    return (f"wraps at {range_uj / 1e6:,.0f} J, at most every {range_uj / max_uw:,.0f} s "
+    return (f"wraps at {range_uj / 1e6:,.0f} J, at most every {range_uj / max_uw:.3g} s "
             f"(at {max_uw / 1e6:,.0f} W)")
 
 

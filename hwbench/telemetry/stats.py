@@ -25,11 +25,13 @@ def _rate_pct(track: Track, name: str, a: int, b: int, scale: float,
     """Mean and peak of a cumulative seconds counter as a percentage of `scale` CPUs.
 
     The kernel counts CPU time in 10 ms ticks, so one 100 ms interval reads up to 10 points
-    high per CPU; `cap` bounds the peak at what is physically possible."""
+    high per CPU; `cap` bounds both figures at what is physically possible."""
     t, v = _column(track, name)
     mean = window.counter_delta(t, v, a, b) / ((b - a) / 1e9) / scale * 100
     peak = window.counter_peak_rate(t, v, a, b) / scale * 100
-    return {"mean": mean, "max": peak if cap is None else min(peak, cap)}
+    if cap is not None:
+        mean, peak = min(mean, cap), min(peak, cap)
+    return {"mean": mean, "max": peak}
 
 
 def system_stats(track: Track, a: int, b: int) -> dict[str, Any]:
