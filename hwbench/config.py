@@ -157,14 +157,18 @@ class RunConfig:
             raise UsageError(f"--min-queries must be >= 1 (got {self.min_query_count})")
         if self.performance_sample_count is not None and self.performance_sample_count < 1:
             raise UsageError("--performance-samples must be >= 1")
+        self._check_telemetry()
+
+    def _check_telemetry(self) -> None:
         _positive("--telemetry-hz", self.telemetry_hz, allow_zero=True)
-        if self.telemetry_hz == 0 and (self.power_sources or self.ptd_host):
-            raise UsageError("--telemetry-hz 0 turns sampling off, which power sources need: "
-                             "drop --power-source/--ptd or give a rate")
         if self.telemetry_hz > MAX_TELEMETRY_HZ:
             raise UsageError(f"--telemetry-hz must be <= {MAX_TELEMETRY_HZ:g} "
                              f"(got {self.telemetry_hz:g})")
-        if self.no_power and (self.power_sources or self.ptd_host):
+        named = bool(self.power_sources or self.ptd_host)
+        if self.telemetry_hz == 0 and named:
+            raise UsageError("--telemetry-hz 0 turns sampling off, which power sources need: "
+                             "drop --power-source/--ptd or give a rate")
+        if self.no_power and named:
             raise UsageError("--no-power contradicts --power-source/--ptd: give one or the other")
         if PTD_SOURCE in self.power_sources and self.ptd_host is None:
             raise UsageError(f"--power-source {PTD_SOURCE} needs the analyzer's address: "

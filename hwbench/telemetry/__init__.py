@@ -12,7 +12,8 @@ from typing import Any
 from hwbench.errors import UsageError
 from hwbench.telemetry.base import Source, SourceUnavailable
 
-__all__ = ["names", "source_class", "Session", "Source", "SourceUnavailable"]
+__all__ = ["names", "source_class", "system_source_class", "Session", "Source",
+           "SourceUnavailable"]
 
 _BUILTIN = {
     "rapl": "hwbench.telemetry.rapl:RaplSource",
@@ -31,6 +32,11 @@ def names() -> list[str]:
 def _load(target: str) -> type[Source]:
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def system_source_class() -> type[Source]:
+    """CPU load and memory: sampled in every run, whatever power sources are chosen."""
+    return _load(_SYSTEM)
 
 
 def source_class(name: str) -> type[Source]:

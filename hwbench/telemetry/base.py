@@ -66,6 +66,11 @@ class Source:
     # True when the source also reads machine state worth keeping without power (GPU load).
     telemetry: ClassVar[bool] = False
 
+    @classmethod
+    def from_config(cls, cfg) -> "Source":
+        """The source as a run's configuration (hwbench.config.RunConfig) sets it up."""
+        return cls()
+
     def open(self) -> Layout:
         """Prepares to read; raises SourceUnavailable with the reason when it cannot."""
         raise NotImplementedError

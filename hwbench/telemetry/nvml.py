@@ -42,10 +42,6 @@ class NvmlSource(Source):
         self.nv: Any = None
         self.gpus: list[tuple[Any, bool]] = []  # (handle, has energy counter)
 
-    @classmethod
-    def from_config(cls, cfg) -> "NvmlSource":
-        return cls()
-
     def open(self) -> Layout:
         try:
             import pynvml

@@ -16,12 +16,14 @@ from hwbench.telemetry.sampler import Sampler, Track
 
 
 class Session:
+    """The sources a run opened, their sampler, and the sections built from the last pass."""
+
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
         self.unavailable: list[dict[str, Any]] = []
         self.tracks: list[Track] = []
         try:
-            self._open(telemetry._load(telemetry._SYSTEM)(), "system", False, True)
+            self._open(telemetry.system_source_class()(), "system", False, True)
             for name in cfg.power_source_names(telemetry.names()):
                 requested = name in cfg.requested_power_sources()
                 cls = telemetry.source_class(name)

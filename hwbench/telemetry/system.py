@@ -25,10 +25,6 @@ class SystemSource(Source):
         self.children: list[psutil.Process] = []
         self.reads = 0
 
-    @classmethod
-    def from_config(cls, cfg) -> "SystemSource":
-        return cls()
-
     def open(self) -> Layout:
         return Layout([], list(COLUMNS))
 
