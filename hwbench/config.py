@@ -15,6 +15,8 @@ SCENARIOS = ("single-stream", "multi-stream", "server", "offline")
 MODES = ("performance", "accuracy", "both", "find-peak")
 PROFILES = ("quick", "mlperf")
 PRECISIONS = ("fp32", "fp16", "int8")  # of the artifact every backend runs (hwbench.precision)
+MAX_TELEMETRY_HZ = 1000.0
+PTD_SOURCE = "ptdaemon"  # the power source that --ptd points at
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,17 @@ def parse_backend_options(pairs: list[str] | tuple[str, ...]) -> tuple[tuple[str
     return tuple(out)
 
 
+def parse_host_port(text: str | None) -> tuple[str | None, int | None]:
+    """'HOST:PORT' (IPv6 as [ADDR]:PORT) to a pair; None to (None, None)."""
+    if text is None:
+        return None, None
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--ptd {text!r}: write it as HOST:PORT, e.g. 127.0.0.1:8888")
+    return host, int(port)
+
+
 def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
     if value is None:
         return
@@ -123,6 +136,14 @@ class RunConfig:
     output: str | None = None
     robustness: bool = False
     robustness_samples: int | None = None
+    # Telemetry. No power_sources: every built-in source is tried, and reported if unavailable.
+    power_sources: tuple[str, ...] = ()
+    no_power: bool = False
+    ptd_host: str | None = None
+    ptd_port: int | None = None
+    rapl_root: str = "/sys/class/powercap"
+    jetson_root: str = "/sys/bus/i2c/drivers"
+    telemetry_hz: float = 10.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -155,8 +176,35 @@ class RunConfig:
             if not self.robustness:
                 raise UsageError("--robustness-samples limits the robustness pass: "
                                  "add --robustness")
+        self._check_telemetry()
+
+    def _check_telemetry(self) -> None:
+        _positive("--telemetry-hz", self.telemetry_hz, allow_zero=True)
+        if self.telemetry_hz > MAX_TELEMETRY_HZ:
+            raise UsageError(f"--telemetry-hz must be <= {MAX_TELEMETRY_HZ:g} "
+                             f"(got {self.telemetry_hz:g})")
+        named = bool(self.power_sources or self.ptd_host)
+        if self.telemetry_hz == 0 and named:
+            raise UsageError("--telemetry-hz 0 turns sampling off, which power sources need: "
+                             "drop --power-source/--ptd or give a rate")
+        if self.no_power and named:
+            raise UsageError("--no-power contradicts --power-source/--ptd: give one or the other")
+        if PTD_SOURCE in self.power_sources and self.ptd_host is None:
+            raise UsageError(f"--power-source {PTD_SOURCE} needs the analyzer's address: "
+                             "add --ptd HOST:PORT")
+
+    def requested_power_sources(self) -> set[str]:
+        """Sources the user named: they must work, or the run says so."""
+        return set(self.power_sources) | ({PTD_SOURCE} if self.ptd_host else set())
+
+    def power_source_names(self, builtin: list[str]) -> list[str]:
+        """Sources to open: the named ones, or every built-in when none was named."""
+        if not self.power_sources:
+            return list(builtin)
+        return list(dict.fromkeys([*self.power_sources, *sorted(self.requested_power_sources())]))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["backend_options"] = dict(self.backend_options)
+        d["power_sources"] = list(self.power_sources)
         return d

@@ -2,8 +2,9 @@
 
 A run directory holds ``result.json`` (the versioned result document), ``summary.txt`` (the
 summary in MLPerf's field names) and ``samples.npz`` (per-sample issue and completion times of
-the performance window, columnar; ``samples_accuracy.npz`` for an accuracy pass) and, after an
-accuracy pass, ``accuracy.json`` (the full report, confusion matrix included). Readers go through
+the performance window, columnar; ``samples_accuracy.npz`` for an accuracy pass),
+``telemetry.npz`` (telemetry readings of the performance pass) and, after an accuracy pass,
+``accuracy.json`` (the full report, confusion matrix included). Readers go through
 ``load_result``, which migrates older schema versions.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hwbench import (backends, document, fidelity, precision, robustness, settings, system,
-                     workloads)
+                     telemetry, workloads)
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import HwbenchError, UsageError
 from hwbench.loadgen import LoadGen, Scenario
@@ -20,6 +20,7 @@ from hwbench.results import default_output_root, new_run_id, write_run
 from hwbench.samples import SampleLibrary
 from hwbench.summary import summary_text
 from hwbench.sut import Sut, make_sut
+from hwbench.telemetry.power import requested_failures
 from hwbench.workers import Instances
 
 EXIT_VALID, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -59,6 +60,9 @@ class _Run:
         self.samples: dict[str, dict] = {}
         self.files: dict[str, Any] = {}  # JSON documents written beside result.json
         self.internal_error = False
+        # Opened now, so that a power source the user asked for fails before anything loads.
+        sampled = cfg.mode != "accuracy" and cfg.telemetry_hz > 0
+        self.telemetry = telemetry.Session(cfg) if sampled else None
 
     # --- passes ------------------------------------------------------------------------------
     def loadgen_pass(self, s, label: str, keep_outputs: bool = False) -> tuple[dict, Sut]:
@@ -129,12 +133,25 @@ class _Run:
         shortfalls = settings.mlperf_shortfalls(s, self.spec, self.workload)
         self.doc["settings"]["meets_mlperf_minimums"] = not shortfalls
         self.doc["settings"]["mlperf_shortfalls"] = shortfalls
-        out, _ = self.loadgen_pass(s, "performance")
+        out = self.sampled_pass(s)
         m = out["summary"]
         self.doc["metrics"] = document.metrics(m)
         self.doc["validated"]["performance"] = bool(m.valid)
         self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"])
+        if self.telemetry is not None:
+            self.doc["power"], self.doc["telemetry"], self.samples["telemetry.npz"] = \
+                self.telemetry.results(out["start_ns"], self.doc["metrics"])
         return out
+
+    def sampled_pass(self, s) -> dict:
+        """The performance pass, with the telemetry sampler running beside it."""
+        if self.telemetry is None:
+            return self.loadgen_pass(s, "performance")[0]
+        self.telemetry.start()
+        try:
+            return self.loadgen_pass(s, "performance")[0]
+        finally:
+            self.telemetry.stop()
 
     def server_qps(self) -> float:
         if self.cfg.target_qps is not None:
@@ -158,7 +175,9 @@ class _Run:
             if self.doc["interrupted"] or out["errors"]:
                 break
             if m.valid:
-                lo, best = qps, (dict(self.doc["metrics"]), self.samples.get("samples.npz"),
+                lo, best = qps, ({k: self.doc[k] for k in ("metrics", "power", "telemetry")},
+                                 {k: v for k, v in self.samples.items()
+                                  if k in ("samples.npz", "telemetry.npz")},
                                  dict(self.doc["settings"]))
             else:
                 hi = qps
@@ -166,7 +185,9 @@ class _Run:
                 break
             qps = qps * 2 if hi is None else qps / 2 if lo is None else (lo + hi) / 2
         if best is not None:
-            self.doc["metrics"], self.samples["samples.npz"], self.doc["settings"] = best
+            self.doc.update(best[0])
+            self.samples.update(best[1])
+            self.doc["settings"] = best[2]
         self.doc["validated"]["performance"] = best is not None
         self.doc["find_peak"] = {"peak_qps": lo, "steps": steps}
         if best is None:
@@ -251,6 +272,7 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
                              f"limit of {info.max_batch_size}: lower it or raise the backend's")
     except BaseException:
         run.instances.close()
+        _close_telemetry(run)
         raise
     run.doc["backend_info"] = _info_dict(info)
     run.doc["backend_info"]["concurrency"] = run.instances.describe()
@@ -272,11 +294,18 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
     finally:
         run.doc["backend_info"]["device_compute_ms"] = _spread(run.instances.device_compute_ms())
         run.instances.close()
+        _close_telemetry(run)
     return _finish(run)
+
+
+def _close_telemetry(run: _Run) -> None:
+    if run.telemetry is not None:
+        run.telemetry.close()
 
 
 def _finish(run: _Run) -> Outcome:
     doc = run.doc
+    doc["invalid_reasons"] += requested_failures(doc["power"])
     v = doc["validated"]
     doc["valid"] = (not doc["invalid_reasons"] and not doc["interrupted"]
                     and v["performance"] is not False and v["accuracy"] is not False

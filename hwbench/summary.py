@@ -6,6 +6,7 @@ from typing import Any
 from hwbench.document import status_line
 from hwbench.robustness import grid
 from hwbench.tables import table
+from hwbench.telemetry.rows import power_rows, telemetry_rows
 
 _RULE = "=" * 48
 _SCENARIO = {"single-stream": "SingleStream", "multi-stream": "MultiStream", "server": "Server",
@@ -113,6 +114,7 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
     if fp:
         rows.append(("peak Server QPS", "none valid" if fp["peak_qps"] is None
                      else f"{fp['peak_qps']:,.1f} ({len(fp['steps'])} steps)"))
+    rows += power_rows(doc.get("power")) + telemetry_rows(doc.get("telemetry"))
     rows.append(("MLPerf minimums", "met" if doc["settings"].get("meets_mlperf_minimums")
                  else "not met (quick profile)" if doc["settings"].get("mlperf_shortfalls") else "-"))
     for reason in doc["invalid_reasons"]:

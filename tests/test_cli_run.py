@@ -29,7 +29,8 @@ def test_every_scenario_end_to_end(capsys, out_dir, scenario, backend):
     assert m["latency_ms"]["p50"] <= m["latency_ms"]["p99"] <= m["latency_ms"]["max"]
     assert doc["accuracy"] is None and "not validated" in doc["accuracy_note"]
     run_dir = out_dir / doc["run_id"]
-    assert {p.name for p in run_dir.iterdir()} == {"result.json", "summary.txt", "samples.npz"}
+    assert {p.name for p in run_dir.iterdir()} == {"result.json", "summary.txt", "samples.npz",
+                                                  "telemetry.npz"}
     assert json.loads((run_dir / "result.json").read_text())["run_id"] == doc["run_id"]
     cols = np.load(run_dir / "samples.npz")
     assert len(cols["issue_ns"]) == m["issued_samples"]

@@ -5,9 +5,9 @@ import argparse
 import json
 import sys
 
-from hwbench import backends, workloads
+from hwbench import backends, telemetry, workloads
 from hwbench.config import (MODES, PRECISIONS, PROFILES, SCENARIOS, RunConfig,
-                            parse_backend_options)
+                            parse_backend_options, parse_host_port)
 from hwbench.progress import Reporter
 from hwbench.runner import execute
 from hwbench.summary import summary_table
@@ -57,6 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--backend-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="backend option (repeatable; see 'hwbench list')")
+    _add_telemetry(p)
     p.add_argument("--output", metavar="DIR", help="output root (default: results/runs in a "
                    "checkout, else ./hwbench-results)")
     p.add_argument("--json", action="store_true", help="print the result document on stdout "
@@ -65,13 +66,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handle)
 
 
+def _add_telemetry(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--power-source", action="append", default=[], dest="power_sources",
+                   choices=telemetry.names(), metavar="NAME",
+                   help=f"measure power with this source only, and require it (repeatable; "
+                   f"{', '.join(telemetry.names())}; default: every one, reported if unavailable)")
+    p.add_argument("--no-power", action="store_true", help="measure no power")
+    p.add_argument("--ptd", metavar="HOST:PORT", help="SPEC PTDaemon power analyzer to read "
+                   "wall power from (required to work once given)")
+    p.add_argument("--rapl-root", default="/sys/class/powercap", metavar="PATH",
+                   help="powercap tree to read RAPL from (default: %(default)s)")
+    p.add_argument("--jetson-root", default="/sys/bus/i2c/drivers", metavar="PATH",
+                   help="i2c drivers tree to find Jetson INA3221 monitors in (default: %(default)s)")
+    p.add_argument("--telemetry-hz", type=float, default=10.0, metavar="HZ",
+                   help="telemetry sampling rate; 0 turns telemetry off (default: %(default)s)")
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     keys = ("workload", "scenario", "backend", "mode", "profile", "model", "dataset",
             "duration_s", "max_duration_s", "min_query_count", "target_qps", "expected_qps",
             "latency_bound_ms", "batch_size", "warmup_s", "sample_timeout_s",
             "performance_sample_count", "seed", "output", "robustness", "robustness_samples",
-            "instances", "batch_timeout_us", "precision")
+            "instances", "batch_timeout_us", "precision", "no_power", "rapl_root",
+            "jetson_root", "telemetry_hz")
+    ptd_host, ptd_port = parse_host_port(args.ptd)
     return RunConfig(backend_options=parse_backend_options(args.backend_opt),
+                     power_sources=tuple(dict.fromkeys(args.power_sources)),
+                     ptd_host=ptd_host, ptd_port=ptd_port,
                      **{k: getattr(args, k) for k in keys})
 
 
