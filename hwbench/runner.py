@@ -8,7 +8,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hwbench import backends, document, settings, system, workloads
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
@@ -179,8 +179,13 @@ class _Stop(Exception):
         self.reasons = reasons
 
 
-def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
-    """Runs `cfg` and writes its result. Bad input raises UsageError before anything runs."""
+def execute(cfg: RunConfig, reporter: Reporter,
+            annotate: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+    """Runs `cfg` and writes its result. Bad input raises UsageError before anything runs.
+
+    `annotate`, when given, may add to the finished document just before it is written (a
+    ``--repeat`` series records its group and spread this way).
+    """
     run = _Run(cfg, reporter)
     try:
         artifact = run.workload.artifact(progress=reporter.info)
@@ -205,10 +210,10 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
         run.doc["traceback"] = traceback.format_exc()
     finally:
         run.backend.close()
-    return _finish(run)
+    return _finish(run, annotate)
 
 
-def _finish(run: _Run) -> Outcome:
+def _finish(run: _Run, annotate: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
     doc = run.doc
     v = doc["validated"]
     doc["valid"] = (not doc["invalid_reasons"] and not doc["interrupted"]
@@ -217,6 +222,8 @@ def _finish(run: _Run) -> Outcome:
     if doc["accuracy"] is None and doc["accuracy_note"] is None:
         doc["accuracy_note"] = (run.workload.accuracy_unavailable()
                                 or "accuracy not run: use --mode accuracy or both")
+    if annotate is not None:
+        annotate(doc)
     root = Path(run.cfg.output) if run.cfg.output else default_output_root()
     run_dir = write_run(root, doc, summary_text(doc), run.samples, run.files)
     if doc["interrupted"]:
