@@ -14,6 +14,7 @@ from hwbench.analysis import stats
 from hwbench.analysis.export import Table
 from hwbench.analysis.runs import RunRecord, comparability_key
 from hwbench.errors import UsageError
+from hwbench.tables import format_value
 
 HEADERS = ("system / backend", "runs", "samples/s", "p90 ms", "p99 ms", "accuracy", "W",
            "J/query", "samples/s/W", "samples/s per k$", "headline", "vs baseline",
@@ -104,7 +105,8 @@ def _row(g: Group, base: Group, prices: dict[str, float], problems: list[str]) -
             g.median(lambda x: x.watts), g.median(lambda x: x.energy_per_query_j),
             g.median(lambda x: x.perf_per_watt),
             None if price is None or tput is None else tput / price * 1000,
-            f"{r.headline[0]} {g.median(lambda x: x.headline[1]):,.4g}" if r.headline[0] else None,
+            f"{r.headline[0]} {format_value(g.median(lambda x: x.headline[1]))}"
+            if r.headline[0] else None,
             ratio, "no CI" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]", ", ".join(note)]
 
 
