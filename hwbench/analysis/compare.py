@@ -126,6 +126,7 @@ def build(records: Sequence[RunRecord], baseline: str | None = None,
         base = _pick_baseline(groups, baseline)
         problems = {id(g): g.problems(base) for g in groups}
         bad = [f"{g.first.label}: {p}" for g in groups for p in problems[id(g)]]
+        bad.sort(key=lambda p: "settings differ" not in p)  # the most telling reason first
         if bad and not force:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             raise UsageError(f"not comparable: {bad[0]}{more}; pass --force to compare anyway "
