@@ -154,7 +154,8 @@ def list_runs(root: Path, **where: Any) -> list[dict[str, Any]]:
     if bad:
         raise UsageError(f"unknown index column(s) {sorted(bad)}")
     clause = " AND ".join(f"{k} = ?" for k in where)
-    sql = "SELECT * FROM runs" + (f" WHERE {clause}" if clause else "") + " ORDER BY created_utc DESC, rowid DESC"
+    sql = ("SELECT * FROM runs" + (f" WHERE {clause}" if clause else "")
+           + " ORDER BY created_utc DESC, rowid DESC")  # rowid: runs started in the same second
     db = sqlite3.connect(path, timeout=30)
     try:
         with db:  # an index written by an older hwbench gains the newer columns first

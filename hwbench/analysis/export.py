@@ -18,7 +18,7 @@ CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1
 table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #ccc;padding:4px 8px}
 th{background:#f0f0f0;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .note{color:#555}.pass{color:#080;font-weight:bold}.fail{color:#b00;font-weight:bold}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.5em}pre{background:#f7f7f7;padding:8px;overflow:auto}
+h1{font-size:1.5em}h2{font-size:1.25em;margin-top:1.5em}h3{font-size:1.05em}pre{background:#f7f7f7;padding:8px;overflow:auto}
 svg{max-width:100%;height:auto;display:block;margin:.5em 0}"""
 
 
@@ -72,7 +72,7 @@ def html_table(t: Table) -> str:
     """A titled table; a table without headers (key, value pairs) gets no header row."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
     head = f"<tr>{head}</tr>" if any(t.headers) else ""
-    title = f"<h2>{html.escape(t.title)}</h2>" if t.title else ""
+    title = f"<h3>{html.escape(t.title)}</h3>" if t.title else ""
     body = "".join("<tr>" + "".join(_td(v) for v in r) + "</tr>" for r in t.rows)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in t.notes)
     return (f"{title}<table>{head}{body}</table>"
