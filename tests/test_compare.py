@@ -57,8 +57,9 @@ def test_query_on_index_and_baseline(capsys, runs):
 
 def test_refuses_unvalidated_accuracy_unless_forced(capsys, runs):
     root, r = runs
-    code, out, err = cli(capsys, "compare", str(r["tiny"]), str(r["cpu"]))
-    assert code == 2 and "--force" in err and len(err.strip().splitlines()) == 1
+    code, out, err = cli(capsys, "compare", str(r["tiny"]), str(r["tiny"]))
+    assert code == 2 and "accuracy not validated" in err and "--force" in err
+    assert len(err.strip().splitlines()) == 1
     code, out, err = cli(capsys, "compare", "--force", str(r["tiny"]), str(r["tiny_b4"]))
     assert code == 0 and "* forced" in out and "accuracy not validated" in out
 
@@ -67,6 +68,10 @@ def test_refuses_different_settings(capsys, runs):
     _, r = runs
     code, _, err = cli(capsys, "compare", str(r["tiny"]), str(r["tiny_b4"]))
     assert code == 2 and "batch_size 4 vs 1" in err
+    code, _, err = cli(capsys, "compare", str(r["tiny"]), str(r["cpu"]))
+    assert code == 2 and "different workloads or scenarios" in err
+    code, out, _ = cli(capsys, "compare", "--force", str(r["tiny"]), str(r["cpu"]))
+    assert code == 0 and "tiny / single-stream" in out and "digits / single-stream" in out
 
 
 def test_power_and_price_columns(capsys, runs, tmp_path):
@@ -111,3 +116,26 @@ def test_export_never_overwrites(capsys, runs, tmp_path):
     target.write_text("keep")
     code, _, err = cli(capsys, "compare", str(r["cpu"]), str(r["cpu1"]), "--csv", str(target))
     assert code == 2 and "already exists" in err and target.read_text() == "keep"
+
+
+def test_readme_deciding_block(capsys, tmp_path, monkeypatch):
+    """The README's 'Deciding with results' commands, in order, against a private output root.
+    The qualify line runs a 10-minute soak: its profile is parsed in test_qualify instead."""
+    from test_packaging import ROOT
+    text = (ROOT / "README.md").read_text().split("## Deciding with results")[1].split("\n\n")[1]
+    cmds = [line.split("#")[0].split()[1:] for line in text.splitlines()]
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "runs"
+    for args in cmds:
+        if args[0] == "run":
+            args = [*args, "--quiet", "--output", str(root)]
+        elif args[0] in ("compare", "history"):
+            args = [*args, "--root", str(root)]
+        elif args[0] == "report":
+            args = ["report", str(next(p for p in root.iterdir() if p.is_dir()))]
+        else:
+            assert args[:2] == ["qualify", "--profile"] and (ROOT / args[2]).is_file()
+            continue
+        code, out, err = cli(capsys, *args)
+        assert code == 0, (args, err)
+    assert (tmp_path / "compare.html").is_file() and (tmp_path / "compare.csv").is_file()

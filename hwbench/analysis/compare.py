@@ -84,6 +84,8 @@ def _ratio(g: Group, base: Group) -> tuple[float | None, tuple[float, float] | N
     a, b = g.spread(head), base.spread(head)
     if a is None or b is None:
         return None, None, False
+    if g is base:
+        return 1.0, None, False
     num, den = (a, b) if g.first.higher_is_better else (b, a)
     r, ci = stats.ratio(num, den)
     cvs = [s.cv for s in (a, b) if s.cv is not None]
@@ -107,7 +109,8 @@ def _row(g: Group, base: Group, prices: dict[str, float], problems: list[str]) -
             None if price is None or tput is None else tput / price * 1000,
             f"{r.headline[0]} {format_value(g.median(lambda x: x.headline[1]))}"
             if r.headline[0] else None,
-            ratio, "no CI" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]", ", ".join(note)]
+            ratio, "-" if g is base else "no CI" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]",
+            ", ".join(note)]
 
 
 def build(records: Sequence[RunRecord], baseline: str | None = None,
@@ -120,6 +123,7 @@ def build(records: Sequence[RunRecord], baseline: str | None = None,
     by_kind: OrderedDict[tuple[str, str], list[RunRecord]] = OrderedDict()
     for r in records:
         by_kind.setdefault((r.doc["workload"], r.doc["scenario"]), []).append(r)
+    _alone(by_kind, force)
     tables = []
     for (workload, scenario), recs in by_kind.items():
         groups = groups_of(recs)
@@ -135,6 +139,15 @@ def build(records: Sequence[RunRecord], baseline: str | None = None,
         tables.append(Table(f"{workload} / {scenario}", HEADERS, rows,
                             _notes(groups, base, prices, rows)))
     return tables
+
+
+def _alone(by_kind: dict[tuple[str, str], list[RunRecord]], force: bool) -> None:
+    """Refuses a run that nothing else shares its workload and scenario with (unless forced)."""
+    lonely = [k for k, recs in by_kind.items() if len(groups_of(recs)) == 1]
+    if len(by_kind) > 1 and lonely and not force:
+        kinds = ", ".join(f"{w} / {s}" for w, s in by_kind)
+        raise UsageError(f"not comparable: different workloads or scenarios ({kinds}); give runs "
+                         "of one workload and scenario, or pass --force to tabulate each apart")
 
 
 def _notes(groups: list[Group], base: Group, prices: dict[str, float],

@@ -3,8 +3,9 @@
 The rule: a run regressed when, against the runs of the same configuration before it (at least
 MIN_EARLIER of them),
 - performance: its headline metric is worse than every earlier run's AND worse than their median
-  by more than 3 robust standard deviations (1.4826 x the median absolute deviation), so that
-  ordinary run-to-run noise is never flagged;
+  by more than 3 robust standard deviations (1.4826 x the median absolute deviation) AND by more
+  than MIN_CHANGE of it: ordinary run-to-run noise is not flagged, nor is a change too small to
+  matter when a few earlier runs happened to agree closely;
 - accuracy: its accuracy is below every earlier run's, or it failed where all earlier ones passed.
 """
 from __future__ import annotations
@@ -12,10 +13,13 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+import numpy as np
+
 from hwbench.analysis.export import Table
 from hwbench.tables import format_value
 
 MIN_EARLIER = 3
+MIN_CHANGE = 0.02  # relative to the earlier median
 HEADERS = ("created (UTC)", "run id", "valid", "headline", "samples/s", "p99 ms", "accuracy",
            "flag")
 
@@ -25,7 +29,7 @@ def _perf_regressed(value: float, earlier: list[float], higher_better: bool) -> 
     mad = statistics.median(abs(v - med) for v in earlier)
     worse = (med - value) if higher_better else (value - med)
     beyond_all = value < min(earlier) if higher_better else value > max(earlier)
-    return beyond_all and worse > 3 * 1.4826 * mad
+    return beyond_all and worse > max(3 * 1.4826 * mad, MIN_CHANGE * abs(med))
 
 
 def _acc_regressed(row: dict[str, Any], earlier: list[dict[str, Any]]) -> bool:
@@ -67,7 +71,18 @@ def build(rows: list[dict[str, Any]]) -> Table:
              f"{first['hostname']} (configuration {first['setup_hash']})")
     notes = ["rule: a run regressed when it is worse than every earlier valid run of this "
              "configuration and worse than their median by more than 3 robust standard deviations "
-             "(performance), or its accuracy is below every earlier run's (accuracy)"]
+             f"and {MIN_CHANGE:.0%} (performance), or its accuracy is below every earlier run's "
+             "(accuracy)"]
     if any("REGRESSION" in m for m in marks[-1:]):
         notes.append("the latest run regressed")
     return Table(title, HEADERS, body, notes)
+
+
+def page(rows: list[dict[str, Any]], table: Table) -> str:
+    """The history as a self-contained page: the headline over the runs, then the table."""
+    from hwbench.analysis import export, plots
+    values = [np.nan if r["metric_value"] is None else r["metric_value"] for r in rows]
+    plot = plots.series(np.arange(1, len(rows) + 1), {rows[-1]["metric_name"] or "headline":
+                        np.array(values, dtype=float)}, rows[-1]["metric_name"] or "",
+                        "headline metric over runs", xlabel="run (oldest first)")
+    return export.page(table.title, plot + export.html_table(table))

@@ -42,5 +42,5 @@ def handle(args: argparse.Namespace) -> int:
                            f"{', '.join(sorted(others))} (choose one with --config)")
     print(export.terminal([table]), end="")
     if args.html:
-        print(f"written to {export.write_new(args.html, export.to_html([table], table.title))}")
+        print(f"written to {export.write_new(args.html, history.page(rows, table))}")
     return 1 if "REGRESSION" in history.flags(rows)[-1] else 0

@@ -22,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     doc = load_result(args.run_dir)
     run_dir = Path(args.run_dir)
+    run_dir = run_dir if run_dir.is_dir() else run_dir.parent  # RUN_DIR/result.json works too
     out = Path(args.out) if args.out else run_dir / "report.html"
     print(f"written to {export.write_new(out, report.build(doc, run_dir))}")
     return 0
