@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from hwbench.analysis.profile import Requirement
+from hwbench.tables import format_value
 
 # Queries a percentile needs before it can be judged at 99% confidence (docs/loadgen.md).
 _MIN_QUERIES = {90: 64, 99: 662}
@@ -33,7 +34,12 @@ def _bounded(value: float | None, bound: float, upper: bool, unit: str, what: st
         return False, f"not measured: {missing}"
     ok = value <= bound if upper else value >= bound
     rel = "<=" if upper else ">="
-    return ok, f"{what} {value:,.4g}{unit} {'' if ok else 'not '}{rel} {bound:,.4g}{unit}"
+    v, b = _num(value), _num(bound)
+    return ok, f"{what} {v}{unit} {'' if ok else 'not '}{rel} {b}{unit}"
+
+
+def _num(x: float) -> str:
+    return format_value(int(x)) if float(x).is_integer() else format_value(float(x))
 
 
 def _latency(req: Requirement, doc: dict[str, Any]) -> tuple[bool, str]:
