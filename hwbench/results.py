@@ -106,25 +106,42 @@ def _to_2(doc: dict[str, Any]) -> dict[str, Any]:
 
 _COLUMNS = ("run_id", "created_utc", "workload", "scenario", "backend", "mode", "valid",
             "metric_name", "metric_value", "samples_per_second", "p90_ms", "p99_ms",
-            "accuracy_passed", "system_fingerprint", "hostname", "path")
+            "accuracy_passed", "system_fingerprint", "hostname", "path",
+            # added for compare and history; an older index gains them by ALTER TABLE (NULL there)
+            "config_hash", "setup_hash", "repeat_group", "watts", "energy_per_query_j",
+            "accuracy_value")
 
 
-def index_run(root: Path, run_dir: Path, result: dict[str, Any]) -> None:
-    """Adds one run to ``root/index.sqlite``."""
+def _row(run_dir: Path, result: dict[str, Any]) -> tuple:
+    from hwbench.analysis.runs import config_hash, power_total, repeat_group, setup_hash
     m = result.get("metrics") or {}
     lat = m.get("latency_ms") or {}
     acc = result.get("accuracy") or {}
-    row = (result["run_id"], result["created_utc"], result["workload"], result["scenario"],
-           result["backend"], result["mode"], int(bool(result["valid"])),
-           (m.get("scenario_metric") or {}).get("name"), (m.get("scenario_metric") or {}).get("value"),
-           m.get("samples_per_second"), lat.get("p90"), lat.get("p99"),
-           None if not acc else int(bool(acc.get("passed"))),
-           result["system"].get("fingerprint"), result["system"].get("hostname"),
-           run_dir.name)
+    sm = m.get("scenario_metric") or {}
+    return (result["run_id"], result["created_utc"], result["workload"], result["scenario"],
+            result["backend"], result["mode"], int(bool(result["valid"])),
+            sm.get("name"), sm.get("value"), m.get("samples_per_second"), lat.get("p90"),
+            lat.get("p99"), None if not acc else int(bool(acc.get("passed"))),
+            result["system"].get("fingerprint"), result["system"].get("hostname"), run_dir.name,
+            config_hash(result), setup_hash(result), repeat_group(result),
+            power_total(result).get("avg_w"), power_total(result).get("energy_per_query_j"),
+            acc.get("value"))
+
+
+def _ensure_columns(db: sqlite3.Connection) -> None:
+    db.execute(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(_COLUMNS)}, PRIMARY KEY (run_id))")
+    have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+    for col in _COLUMNS:
+        if col not in have:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {col}")
+
+
+def index_run(root: Path, run_dir: Path, result: dict[str, Any]) -> None:
+    """Adds one run to ``root/index.sqlite``, first adding any column an older index lacks."""
     with sqlite3.connect(root / INDEX_NAME, timeout=30) as db:
-        db.execute(f"CREATE TABLE IF NOT EXISTS runs ({', '.join(_COLUMNS)}, "
-                   "PRIMARY KEY (run_id))")
-        db.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+        _ensure_columns(db)
+        db.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) "
+                   f"VALUES ({', '.join('?' * len(_COLUMNS))})", _row(run_dir, result))
     # the with-block commits; close explicitly so no handle outlives the call
     db.close()
 
@@ -138,9 +155,12 @@ def list_runs(root: Path, **where: Any) -> list[dict[str, Any]]:
     if bad:
         raise UsageError(f"unknown index column(s) {sorted(bad)}")
     clause = " AND ".join(f"{k} = ?" for k in where)
-    sql = "SELECT * FROM runs" + (f" WHERE {clause}" if clause else "") + " ORDER BY created_utc DESC"
+    sql = ("SELECT * FROM runs" + (f" WHERE {clause}" if clause else "")
+           + " ORDER BY created_utc DESC, rowid DESC")  # rowid: runs started in the same second
     db = sqlite3.connect(path, timeout=30)
     try:
+        with db:  # an index written by an older hwbench gains the newer columns first
+            _ensure_columns(db)
         db.row_factory = sqlite3.Row
         return [dict(r) for r in db.execute(sql, tuple(where.values()))]
     finally:

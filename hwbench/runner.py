@@ -8,7 +8,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from hwbench import (backends, document, fidelity, precision, robustness, settings, system,
                      telemetry, workloads)
@@ -258,8 +258,13 @@ class _Stop(Exception):
         self.reasons = reasons
 
 
-def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
-    """Runs `cfg` and writes its result. Bad input raises UsageError before anything runs."""
+def execute(cfg: RunConfig, reporter: Reporter,
+            annotate: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+    """Runs `cfg` and writes its result. Bad input raises UsageError before anything runs.
+
+    `annotate`, when given, may add to the finished document just before it is written (a
+    ``--repeat`` series records its group and spread this way).
+    """
     run = _Run(cfg, reporter)
     try:
         source = run.workload.artifact(progress=reporter.info)
@@ -295,7 +300,7 @@ def execute(cfg: RunConfig, reporter: Reporter) -> Outcome:
         run.doc["backend_info"]["device_compute_ms"] = _spread(run.instances.device_compute_ms())
         run.instances.close()
         _close_telemetry(run)
-    return _finish(run)
+    return _finish(run, annotate)
 
 
 def _close_telemetry(run: _Run) -> None:
@@ -303,7 +308,7 @@ def _close_telemetry(run: _Run) -> None:
         run.telemetry.close()
 
 
-def _finish(run: _Run) -> Outcome:
+def _finish(run: _Run, annotate: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
     doc = run.doc
     doc["invalid_reasons"] += requested_failures(doc["power"])
     v = doc["validated"]
@@ -314,6 +319,8 @@ def _finish(run: _Run) -> Outcome:
         doc["accuracy_note"] = (run.workload.accuracy_unavailable()
                                 or "accuracy not run: use --mode accuracy or both")
     _explain_missing(run)
+    if annotate is not None:
+        annotate(doc)
     root = Path(run.cfg.output) if run.cfg.output else default_output_root()
     run_dir = write_run(root, doc, summary_text(doc), run.samples, run.files)
     if doc["interrupted"]:

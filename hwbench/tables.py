@@ -40,3 +40,8 @@ def _cell(v: object) -> str:
     if isinstance(v, int):
         return f"{v:,}"
     return str(v)
+
+
+def format_value(v: object) -> str:
+    """One value as the tables show it (None and NaN as '-', numbers to a readable precision)."""
+    return _cell(v)

@@ -12,7 +12,8 @@ import traceback
 
 from hwbench import __version__
 from hwbench.errors import HwbenchError
-from hwbench.cli import list as list_cmd, run as run_cmd, show as show_cmd
+from hwbench.cli import compare as compare_cmd, history as history_cmd, list as list_cmd, \
+    qualify as qualify_cmd, report as report_cmd, run as run_cmd, show as show_cmd
 
 EPILOG = """exit status:
   0    the run is valid
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"hwbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (run_cmd, list_cmd, show_cmd):
+    for module in (run_cmd, list_cmd, show_cmd, compare_cmd, qualify_cmd, report_cmd,
+                   history_cmd):
         module.add_parser(sub)
     return parser
 

@@ -6,6 +6,7 @@ import json
 import sys
 
 from hwbench import backends, telemetry, workloads
+from hwbench.cli import repeat as repeat_cmd
 from hwbench.config import (MODES, PRECISIONS, PROFILES, SCENARIOS, RunConfig,
                             parse_backend_options, parse_host_port)
 from hwbench.progress import Reporter
@@ -63,6 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result document on stdout "
                    "and nothing else there")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--repeat", type=int, default=1, metavar="N", help="run the same configuration "
+                   "N times and report the spread of its headline metric (default: 1)")
     p.set_defaults(handler=handle)
 
 
@@ -98,6 +101,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def handle(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    if args.repeat != 1:
+        return repeat_cmd.handle(args, cfg)
     outcome = execute(cfg, Reporter(enabled=not args.quiet))
     if args.json:
         json.dump(outcome.result, sys.stdout, indent=2)

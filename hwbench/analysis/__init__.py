@@ -1,0 +1,4 @@
+"""Reading finished runs to decide things: compare, qualify, report, history, repeats.
+
+Nothing here times a backend: every figure comes from result documents and the files beside them.
+"""

@@ -1,0 +1,159 @@
+"""``hwbench report``: one self-contained HTML page about one run, for people who were not there.
+
+Every section is shown only when its data exists; otherwise a line says why it is missing. Plots
+are inline SVG, styles inline, no scripts: the page needs no network to be viewed.
+"""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwbench.analysis import export, plots
+from hwbench.analysis.export import Table
+from hwbench.document import status_line
+from hwbench.summary import summary_table
+
+
+def _section(title: str, body: str) -> str:
+    return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
+
+
+def _missing(why: str) -> str:
+    return f"<p class='note'>{html.escape(why)}</p>"
+
+
+def _kv(rows: list[tuple[str, Any]]) -> str:
+    return export.html_table(Table("", ("", ""), [list(r) for r in rows]))
+
+
+def _latencies(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """Completion time (s from the window's start) and latency (ms) of completed samples."""
+    path = run_dir / "samples.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as cols:
+        issue, done = cols["issue_ns"], cols["complete_ns"]
+    ok = done >= 0
+    if not ok.any():
+        return None
+    return done[ok] / 1e9, (done[ok] - issue[ok]) / 1e6
+
+
+def summary(doc: dict[str, Any], run_dir: Path) -> str:
+    text = html.escape(summary_table(doc, run_dir))
+    return _section("Summary", f"<p><b>{html.escape(status_line(doc))}</b></p><pre>{text}</pre>")
+
+
+def latency(run_dir: Path) -> str:
+    data = _latencies(run_dir)
+    if data is None:
+        return _section("Latency", _missing("no per-sample times (samples.npz absent or empty)"))
+    t_s, lat_ms = data
+    body = ("<p class='note'>Per sample: completion time minus issue time, measured window "
+            "only.</p>" + plots.latency_distribution(lat_ms) + plots.over_time(t_s, lat_ms))
+    return _section("Latency and throughput", body)
+
+
+def power(doc: dict[str, Any], run_dir: Path) -> str:
+    sources = (doc.get("power") or {}).get("sources") or []
+    rows = [[s.get("name"), s.get("kind"), s.get("available"), s.get("avg_w"), s.get("peak_w"),
+             s.get("energy_per_query_j"), s.get("reason") or s.get("invalid_reason")]
+            for s in sources]
+    body = export.html_table(Table("Power sources", ("source", "kind", "available", "avg W",
+                                                     "peak W", "J/query", "note"), rows)) if rows else ""
+    timeline = _power_timeline(run_dir)
+    body += timeline or _missing("no power telemetry: no telemetry.npz with power columns "
+                                 "(no power sensor was read in this run)")
+    return _section("Power", body)
+
+
+def _power_timeline(run_dir: Path) -> str | None:
+    """Plots telemetry.npz's watt columns; the file's layout is read defensively."""
+    path = run_dir / "telemetry.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as f:
+            cols = {k: np.asarray(f[k], dtype=float) for k in f.files}
+    except (OSError, ValueError):
+        return None
+    time_key = next((k for k in cols if "time" in k.lower() or k.lower() in ("t", "t_ns")), None)
+    watts = {k: v for k, v in cols.items() if k != time_key and v.ndim == 1
+             and ("power" in k.lower() or k.lower().endswith(("_w", ":w", "watts")))}
+    if time_key is None or not watts or any(len(v) != len(cols[time_key]) for v in watts.values()):
+        return None
+    return plots.series(cols[time_key] / 1e9, watts, "W", "power over time")
+
+
+def accuracy(doc: dict[str, Any], run_dir: Path) -> str:
+    acc = doc.get("accuracy")
+    if not acc:
+        return _section("Accuracy", _missing(doc.get("accuracy_note") or "accuracy not measured"))
+    body = _kv([("metric", acc["metric"]), ("value", acc["value"]),
+                ("reference (FP32)", acc.get("reference")), ("target", acc.get("target")),
+                ("result", "PASS" if acc.get("passed") else "FAIL"), ("samples", acc.get("count")),
+                ("expected calibration error", acc.get("ece"))])
+    per_class = acc.get("per_class") or []
+    if per_class:
+        rows = [[c.get("class"), c.get("support"), c.get("recall"), c.get("precision")]
+                for c in per_class]
+        body += export.html_table(Table("Per class", ("class", "support", "recall", "precision"),
+                                        rows))
+    full = run_dir / "accuracy.json"
+    matrix = json.loads(full.read_text()).get("confusion") if full.is_file() else None
+    body += plots.confusion(matrix) if matrix else _missing("no confusion matrix (accuracy.json "
+                                                            "absent or without one)")
+    return _section("Accuracy", body)
+
+
+def robustness(doc: dict[str, Any]) -> str:
+    rob = doc.get("robustness")
+    if not rob:
+        return _section("Robustness", _missing("robustness not measured in this run"))
+    corr = rob.get("corruptions") or {}
+    sev = sorted({s for levels in corr.values() for s in levels}, key=lambda s: int(s))
+    rows = [[name, *(levels.get(s) for s in sev)] for name, levels in corr.items()]
+    worst = rob.get("worst") or {}
+    body = _kv([("clean accuracy", rob.get("clean_accuracy")),
+                ("mean corruption accuracy", rob.get("mean_corruption_accuracy")),
+                ("relative drop", rob.get("relative_drop")),
+                ("worst", f"{worst.get('corruption')} severity {worst.get('severity')}: "
+                          f"{worst.get('accuracy')}" if worst else None),
+                ("samples / seed", f"{rob.get('samples')} / {rob.get('seed')}")])
+    body += export.html_table(Table("Accuracy by corruption and severity",
+                                    ("corruption", *[f"severity {s}" for s in sev]), rows))
+    return _section("Robustness", body)
+
+
+def _flat(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [kv for k, v in value.items() for kv in _flat(f"{prefix}.{k}" if prefix else k, v)]
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return [(prefix, json.dumps(value))]
+    return [(prefix, ", ".join(map(str, value)) if isinstance(value, list) else value)]
+
+
+def keyed(title: str, value: Any, why_missing: str) -> str:
+    """A section that lists a result section's fields, or says why it is missing."""
+    return _section(title, _kv(_flat("", value)) if value else _missing(why_missing))
+
+
+def build(doc: dict[str, Any], run_dir: Path) -> str:
+    title = f"hwbench report: {doc['workload']} / {doc['scenario']} / {doc['backend']}"
+    parts = [
+        f"<p>Run <code>{html.escape(doc['run_id'])}</code>, {html.escape(doc['created_utc'])}, "
+        f"hwbench {html.escape(str(doc.get('hwbench_version')))}</p>",
+        summary(doc, run_dir), latency(run_dir), power(doc, run_dir), accuracy(doc, run_dir),
+        keyed("Fidelity against the reference", doc.get("fidelity"), "fidelity not measured"),
+        robustness(doc),
+        keyed("Telemetry", doc.get("telemetry"), "no telemetry recorded in this run"),
+        keyed("Repeats", doc.get("repeat"), "a single run: no repeat series"),
+        keyed("System", doc.get("system"), "no system description"),
+        keyed("Backend", doc.get("backend_info"), "no backend description"),
+        keyed("Settings", (doc.get("settings") or {}), "no settings recorded"),
+    ]
+    return export.page(title, "".join(parts))

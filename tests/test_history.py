@@ -1,0 +1,112 @@
+"""``hwbench history`` through the CLI on real runs in a real SQLite index; a regression is made
+by copying a real run and worsening its figures (analysis_helpers.derive), since a machine cannot
+be made slower on demand. Also: an index written before the analysis columns is migrated."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from analysis_helpers import derive, make_run, module_env
+from cli_helpers import cli
+from hwbench.analysis import history
+from hwbench.results import INDEX_NAME, list_runs
+
+TINY = ["--workload", "tiny", "--scenario", "offline", "--backend", "null",
+        "--backend-opt", "service_time_us=200"]
+
+
+@pytest.fixture(scope="module")
+def four_runs(tmp_path_factory):
+    mp = module_env(tmp_path_factory)
+    root = tmp_path_factory.mktemp("history") / "runs"
+    dirs = [make_run(root, *TINY) for _ in range(4)]
+    mp.undo()
+    return root, dirs
+
+
+def test_history_of_real_runs(capsys, four_runs, tmp_path):
+    root, dirs = four_runs
+    code, out, err = cli(capsys, "history", "--root", str(root), "--workload", "tiny",
+                         "--html", str(tmp_path / "h.html"))
+    page = (tmp_path / "h.html").read_text()
+    assert "<svg" in page and "headline metric over runs" in page and dirs[0].name in page
+    assert all(d.name in out for d in dirs) and "rule:" in out
+    assert out.count("needs 3 earlier valid runs") == 3
+    # A shared machine may really slow the fourth run down: the exit status follows the flag.
+    last = [line for line in out.splitlines() if dirs[-1].name in line][0]
+    assert code == (1 if "REGRESSION" in last else 0), err
+
+
+def test_stable_history_is_not_flagged(capsys, four_runs, tmp_path):
+    _, dirs = four_runs
+    for i, value in enumerate((1000.0, 1040.0, 970.0, 1010.0, 965.0)):
+        def at(doc, value=value, i=i):
+            doc["metrics"]["scenario_metric"]["value"] = value
+            doc["created_utc"] = f"2999-01-01T00:00:0{i}Z"
+        derive(dirs[0], tmp_path / "runs", at, f"v{i}")
+    code, out, _ = cli(capsys, "history", "--root", str(tmp_path / "runs"))
+    assert code == 0 and "REGRESSION" not in out and out.count("-v") == 5
+
+
+def test_slow_latest_run_is_flagged(capsys, four_runs, tmp_path):
+    root, dirs = four_runs
+    copy_root = tmp_path / "runs"
+    for i, value in enumerate((1000.0, 1010.0, 990.0)):
+        def at(doc, value=value, i=i):
+            doc["metrics"]["scenario_metric"]["value"] = value
+            doc["created_utc"] = f"2999-01-01T00:00:0{i}Z"
+        derive(dirs[0], copy_root, at, f"v{i}")
+
+    def slower(doc):
+        doc["metrics"]["scenario_metric"]["value"] = 700.0
+        doc["created_utc"] = "2999-01-01T00:00:09Z"
+    derive(dirs[0], copy_root, slower, "slow")
+    code, out, _ = cli(capsys, "history", "--root", str(copy_root))
+    assert code == 1
+    last = out.strip().splitlines()[-3]
+    assert "-slow" in last and "PERFORMANCE REGRESSION" in last
+    assert "the latest run regressed" in out
+
+
+def _row(value, acc=None, passed=None, valid=1):
+    return {"valid": valid, "metric_name": "samples_per_second", "metric_value": value,
+            "accuracy_value": acc, "accuracy_passed": passed}
+
+
+def test_rule_ignores_noise_and_flags_accuracy():
+    noisy = [_row(v) for v in (100, 104, 97, 101, 96.5)]  # below min but within 3 robust SD
+    assert history.flags(noisy)[-1] == ""
+    assert "PERFORMANCE" in history.flags([*noisy[:4], _row(80)])[-1]
+    accs = [_row(100, 0.98, 1)] * 3 + [_row(100, 0.90, 0)]
+    assert history.flags(accs)[-1] == "ACCURACY REGRESSION"
+    assert history.flags([_row(100)] * 2 + [_row(1)])[-1].startswith("(needs 3")
+
+
+def test_latency_headline_regresses_upwards():
+    rows = [dict(_row(v), metric_name="p90_latency_ms") for v in (1.0, 1.02, 0.99, 5.0)]
+    assert "PERFORMANCE" in history.flags(rows)[-1]
+
+
+def test_empty_index_is_bad_input(capsys, tmp_path):
+    code, _, err = cli(capsys, "history", "--root", str(tmp_path))
+    assert code == 2 and "no runs" in err
+
+
+def test_old_index_gains_columns(tmp_path):
+    root = tmp_path / "runs"
+    root.mkdir()
+    old = ("run_id", "created_utc", "workload", "scenario", "backend", "mode", "valid",
+           "metric_name", "metric_value", "samples_per_second", "p90_ms", "p99_ms",
+           "accuracy_passed", "system_fingerprint", "hostname", "path")
+    with sqlite3.connect(root / INDEX_NAME) as db:
+        db.execute(f"CREATE TABLE runs ({', '.join(old)}, PRIMARY KEY (run_id))")
+        db.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(old))})",
+                   ("old-1", "2020-01-01T00:00:00Z", "tiny", "offline", "null", "performance", 1,
+                    "samples_per_second", 5.0, 5.0, 1.0, 2.0, None, "fp", "host", "old-1"))
+    db.close()
+    assert list_runs(root)[0]["config_hash"] is None  # reading migrates, the old row reads NULL
+    make_run(root, *TINY)
+    rows = list_runs(root)
+    assert [r["run_id"] for r in rows][1] == "old-1"
+    assert rows[0]["config_hash"] and rows[0]["setup_hash"] and rows[0]["watts"] is None
