@@ -13,6 +13,7 @@ recipe version, so a new onnxruntime or a changed recipe never reuses a stale fi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -85,6 +86,8 @@ def _int8(model: ModelArtifact, workload: Workload, out: Path) -> None:
             row = next(self._rows, None)
             return None if row is None else {model.input_name: row[None]}
 
+    # The quantizer logs advice to the root logger; hwbench's output stays its own.
+    logging.disable(logging.WARNING)
     try:
         quantize_static(str(model.path), str(out), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
@@ -92,6 +95,8 @@ def _int8(model: ModelArtifact, workload: Workload, out: Path) -> None:
     except Exception as exc:  # the quantizer raises many types for graphs it cannot handle
         raise ModelError(f"int8 quantization of {model.path} failed ({type(exc).__name__}: "
                          f"{exc}); run this model with --precision fp32 or fp16") from None
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:

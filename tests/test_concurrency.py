@@ -3,6 +3,7 @@ completed exactly once, and a fault in a worker recorded. Real backends througho
 a service time is a FIFO worker that busy-waits with the GIL released; ``cpu`` is onnxruntime)."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -142,3 +143,24 @@ def test_bad_concurrency_settings_are_one_line_errors(capsys, out_dir):
                        (("--batch-timeout-us", "-1"), "--batch-timeout-us must be >= 0")):
         code, _, err = cli(capsys, "run", "--workload", "tiny", *args)
         assert code == 2 and text in err and len(err.strip().splitlines()) == 1
+
+
+class LimitedNull(NullBackend):
+    """The real null backend declaring a batch limit, as a TensorRT engine's profile does."""
+
+    name = "limited-null"
+
+    def info(self):
+        return dataclasses.replace(super().info(), max_batch_size=4)
+
+
+def test_batch_larger_than_the_backends_limit_is_refused(capsys, out_dir, monkeypatch):
+    from cli_helpers import cli
+
+    real = backends.backend_class
+    monkeypatch.setattr(backends, "backend_class",
+                        lambda name: LimitedNull if name == "limited-null" else real(name))
+    code, _, err = cli(capsys, "run", "--workload", "tiny", "--backend", "limited-null",
+                       "--max-batch", "8", "--quiet", "--output", str(out_dir))
+    assert code == 2 and "--batch-size 8 exceeds backend limited-null's limit of 4" in err
+    assert not out_dir.exists()
