@@ -45,7 +45,9 @@ def source_class(name: str) -> type[Source]:
     return _load(_BUILTIN[name])
 
 
-def __getattr__(name: str) -> Any:  # the session pulls numpy-heavy modules: load it on use
+# The session needs the compiled load generator (its clock): imported on first use, so that
+# reading a result (the summary rows) does not.
+def __getattr__(name: str) -> Any:
     if name == "Session":
         from hwbench.telemetry.session import Session
         return Session
