@@ -257,3 +257,23 @@ def test_progress_and_abort_from_another_thread():
     t.join()
     assert seen and seen[0][0] == "measure" and seen[0][3] > 0
     assert "stopped by the test" in out["errors"] and not out["interrupted"]
+
+
+
+def test_offline_query_is_sized_again_when_calibration_underestimates(capsys, tmp_path,
+                                                                      monkeypatch):
+    """Calibration can run before caches, JIT compilers or thread pools are warm; here it is made
+    to report 50 samples/s for a null backend that does ~25 us a sample. The calibrated Offline
+    query then ends long before the minimum duration, so the runner sizes it again from the rate
+    the performance pass measured, and the run is valid."""
+    from cli_helpers import run_json
+    from hwbench import runner
+
+    monkeypatch.setattr(runner._Run, "calibrate", lambda self: 50.0)
+    code, doc = run_json(capsys, tmp_path / "runs", "--workload", "tiny", "--backend", "null",
+                         "--backend-opt", "service_time_us=25", "--scenario", "offline",
+                         "--duration", "1", "--warmup", "0", "--min-queries", "1")
+    assert doc["settings"].get("offline_resized", 0) >= 1
+    assert doc["metrics"]["min_duration_met"] is True
+    assert code == 0, doc["invalid_reasons"]
+    assert doc["settings"]["loadgen"]["offline_expected_qps"] > 1000
