@@ -66,6 +66,13 @@ Progress LoadGen::progress() const {
 
 void LoadGen::complete(const uint64_t* ids, size_t n) {
   const int64_t t = now_ns();
+  // seq_cst on both sides (here and in close_completions): either this call sees the run closed,
+  // or the closing thread sees this call in flight and waits for it.
+  completing_.fetch_add(1, std::memory_order_seq_cst);
+  if (!accepting_.load(std::memory_order_seq_cst)) {
+    completing_.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
   const uint64_t issued = issued_.load(std::memory_order_acquire);
   uint64_t good = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -87,6 +94,14 @@ void LoadGen::complete(const uint64_t* ids, size_t n) {
     std::lock_guard<std::mutex> lk(mu_);
     cv_.notify_all();
   }
+  completing_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+// Stops accepting completions and waits for the complete() calls already in flight, so that the
+// sample log can be read and freed safely.
+void LoadGen::close_completions() {
+  accepting_.store(false, std::memory_order_seq_cst);
+  while (completing_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
 }
 
 // Records `n` samples as one or more queries of `per_query` samples, then hands them to the SUT.
@@ -292,6 +307,7 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
   measure_first_id_ = measure_end_id_ = 0;
   phase_.store(kLoading);
   phase_start_ns_.store(0);
+  accepting_.store(true, std::memory_order_seq_cst);
 
   std::atomic<bool> done{false};
   std::thread issuer([&] {
@@ -356,6 +372,7 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
   }
   issuer.join();
   phase_.store(kDone);
+  close_completions();
 
   if (s.mode == Mode::Accuracy) measure_first_id_ = 0;
   out.records = log_.extract(measure_first_id_, measure_end_id_);

@@ -78,7 +78,8 @@ class LoadGen {
                 const std::function<std::string()>& poll,
                 const std::function<std::shared_ptr<void>()>& issue_thread_scope = {});
 
-  /// \brief Marks samples complete, taking one timestamp for the call. Thread-safe.
+  /// \brief Marks samples complete, taking one timestamp for the call. Thread-safe. Ignored
+  /// when no run is open (a completion that comes after run() returned).
   void complete(const uint64_t* ids, size_t n);
 
   /// \brief Stops the run as soon as possible and marks it invalid with `reason`. Thread-safe.
@@ -104,6 +105,7 @@ class LoadGen {
                          uint64_t query);
   bool wait_completed(uint64_t target, double timeout_s);
   void add_error(const std::string& e);
+  void close_completions();
   bool aborted() const { return abort_.load(std::memory_order_acquire); }
 
   SampleLog log_;
@@ -112,6 +114,11 @@ class LoadGen {
   std::atomic<uint64_t> bad_completions_{0};
   std::atomic<bool> abort_{false};
   std::atomic<bool> running_{false};
+  // Completions are accepted only while a run is open; `completing_` counts complete() calls in
+  // flight so that a run can wait for them before it frees the sample log. Without this gate a
+  // completion that comes after run() returned (a worker finishing late) would write freed memory.
+  std::atomic<bool> accepting_{false};
+  std::atomic<int> completing_{0};
   std::atomic<int> waiters_{0};
   std::atomic<int64_t> phase_start_ns_{0};
   std::atomic<int> phase_{0};

@@ -29,6 +29,7 @@ OFFLINE_SAMPLE_CAP = 16_000_000  # a calibrated Offline query never holds more s
 # than the calibrated throughput, so that a slightly faster performance pass still lasts long enough.
 OFFLINE_CALIBRATION_MARGIN = 1.25
 OFFLINE_RESIZES = 2
+FIND_PEAK_FLOOR_RATIO = 8  # find-peak halves the starting QPS at most this far down
 
 
 @dataclass
@@ -183,6 +184,9 @@ class _Run:
     def find_peak(self) -> None:
         """Doubles, then bisects, the Server target QPS; keeps the best valid step's metrics."""
         qps, lo, hi, steps, best = self.server_qps(), None, None, [], None
+        # Halving has a floor: each step needs its minimum query count, so a step at a tiny rate
+        # would run for hours; below the floor the search stops with no valid QPS.
+        floor = qps / FIND_PEAK_FLOOR_RATIO
         for _ in range(14):
             out = self.performance(target_qps=qps)
             m = out["summary"]
@@ -202,15 +206,19 @@ class _Run:
                 hi = qps
             if lo is not None and hi is not None and (hi - lo) / lo < 0.02:
                 break
+            if lo is None and hi is not None and qps / 2 < floor:
+                break
             qps = qps * 2 if hi is None else qps / 2 if lo is None else (lo + hi) / 2
         if best is not None:
             self.doc.update(best[0])
             self.samples.update(best[1])
             self.doc["settings"] = best[2]
         self.doc["validated"]["performance"] = best is not None
-        self.doc["find_peak"] = {"peak_qps": lo, "steps": steps}
+        self.doc["find_peak"] = {"peak_qps": lo, "steps": steps, "floor_qps": floor}
         if best is None:
-            self.doc["invalid_reasons"].append("no target QPS stayed valid under the latency bound")
+            self.doc["invalid_reasons"].append(
+                f"no target QPS from {floor * FIND_PEAK_FLOOR_RATIO:,.1f} down to {floor:,.1f} "
+                "stayed valid under the latency bound")
 
     def check_fidelity(self) -> None:
         """A seeded subset of the performance samples through the backend and the FP32

@@ -190,6 +190,29 @@ def test_a_lost_sample_times_out_and_invalidates_the_run():
     assert m.completed_samples == 3  # what was measured before the loss is kept
 
 
+
+def test_a_completion_after_the_run_returned_is_ignored():
+    """A sample that times out and completes late, after run() has returned and freed its log,
+    must neither crash nor leak into the next run."""
+    lg = lgm.LoadGen()
+    held = []
+
+    class Holding(InlineSut):
+        def issue(self, ids, indices):
+            if self.calls == 3:
+                self.calls += 1
+                held.append(ids.copy())  # completed only after the run is over
+                return
+            super().issue(ids, indices)
+
+    out = lg.run(Holding(lg), Library(), settings(lgm.Scenario.SingleStream,
+                                                  sample_timeout_s=0.2))
+    assert not out["summary"].valid and held
+    lg.complete(held[0])  # late: the run is closed
+    again = lg.run(InlineSut(lg), Library(), settings(lgm.Scenario.SingleStream))
+    assert again["summary"].valid, again["summary"].invalid_reasons
+    assert again["summary"].completed_samples == again["summary"].issued_samples
+
 def test_an_exception_in_the_sut_aborts_with_its_message():
     lg = lgm.LoadGen()
 
