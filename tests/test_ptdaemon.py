@@ -113,7 +113,7 @@ def test_run_reports_the_planted_energy_exactly(capsys, out_dir, analyzer):
 
 
 def test_dropped_analyzer_invalidates_power_and_keeps_the_run(capsys, out_dir, analyzer):
-    a = analyzer(drop_after=3)
+    a = analyzer(drop_after=8)  # at 50 Hz after a 0.1 s warm-up: inside the measured window
     code, doc = run_json(capsys, out_dir, "--workload", "tiny", "--backend", "null",
                          "--scenario", "single-stream", *FAST, "--telemetry-hz", "50",
                          "--ptd", f"127.0.0.1:{a.port}")
@@ -124,6 +124,8 @@ def test_dropped_analyzer_invalidates_power_and_keeps_the_run(capsys, out_dir, a
     assert "closed the connection" in wall["invalid_reason"]
     assert any("power source ptdaemon was asked for" in r for r in doc["invalid_reasons"])
     assert (out_dir / doc["run_id"] / "samples.npz").is_file()
+    timeline = np.load(out_dir / doc["run_id"] / "telemetry.npz")
+    assert len(timeline["ptdaemon.t_ns"]) == 8  # what the analyzer gave before it hung up is kept
 
 
 def test_unreachable_analyzer_is_a_one_line_error(capsys, out_dir):
