@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from hwbench import (backends, document, fidelity, precision, robustness, settings, system,
+from hwbench import (backends, checks, document, precision, robustness, settings, system,
                      telemetry, workloads)
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import HwbenchError, UsageError
@@ -220,49 +220,6 @@ class _Run:
                 f"no target QPS from {floor * FIND_PEAK_FLOOR_RATIO:,.1f} down to {floor:,.1f} "
                 "stayed valid under the latency bound")
 
-    def check_fidelity(self) -> None:
-        """A seeded subset of the performance samples through the backend and the FP32
-        reference, outside timing: catches a backend that computes coarser than it declares."""
-        info = self.backend.info()
-        if not info.computes:
-            self.doc["fidelity_note"] = (f"backend {info.name} computes nothing: no outputs to "
-                                         "compare with the FP32 reference")
-            return
-        population = settings.build(self.cfg, self.spec, self.workload).performance_sample_count
-        inputs = self.workload.load_samples(fidelity.subset(population, self.cfg.seed))
-        self.say.info(f"fidelity: {len(inputs)} samples against the FP32 reference")
-        try:
-            section, failure = fidelity.check(self.backend, self.workload.artifact(), inputs,
-                                              self.cfg.batch_size)
-        except Exception as exc:  # a backend fault, or a model the reference cannot load
-            self._failed("fidelity", exc)
-            return
-        self.doc["fidelity"] = section
-        if failure:
-            self.doc["invalid_reasons"].append(f"fidelity: {failure}")
-
-    def score_robustness(self) -> None:
-        """The reference set under camera corruptions (hwbench.robustness); not timed."""
-        why_not = robustness.missing_images(self.workload)
-        if why_not:
-            self.doc["robustness_note"] = why_not
-            return
-        self.say.info("robustness: 10 corruptions x 5 severities")
-        try:
-            section, full = robustness.run(self.workload, self.backend, self.cfg.batch_size,
-                                           self.cfg.seed, self.cfg.robustness_samples,
-                                           self.say.info)
-        except Exception as exc:  # keep what the earlier passes measured
-            self._failed("robustness", exc)
-            return
-        self.doc["robustness"] = section
-        self.files["robustness.json"] = full
-
-    def _failed(self, check: str, exc: Exception) -> None:
-        reason = f"{check} check failed: {type(exc).__name__}: {exc}"
-        self.doc[f"{check}_note"] = reason
-        self.doc["invalid_reasons"].append(reason)
-
     def execute(self) -> None:
         mode = self.cfg.mode
         if mode in ("accuracy", "both"):
@@ -274,9 +231,9 @@ class _Run:
         if mode == "find-peak":
             self.find_peak()
         if not self.doc["interrupted"]:
-            self.check_fidelity()
+            checks.fidelity(self)
         if self.cfg.robustness and not self.doc["interrupted"]:
-            self.score_robustness()
+            checks.robustness(self)
 
 
 class _Stop(Exception):
@@ -345,7 +302,7 @@ def _finish(run: _Run, annotate: Callable[[dict[str, Any]], None] | None = None)
     if doc["accuracy"] is None and doc["accuracy_note"] is None:
         doc["accuracy_note"] = (run.workload.accuracy_unavailable()
                                 or "accuracy not run: use --mode accuracy or both")
-    _explain_missing(run)
+    checks.explain_missing(run)
     if annotate is not None:
         annotate(doc)
     root = Path(run.cfg.output) if run.cfg.output else default_output_root()
@@ -357,15 +314,6 @@ def _finish(run: _Run, annotate: Callable[[dict[str, Any]], None] | None = None)
     else:
         code = EXIT_VALID if doc["valid"] else EXIT_INVALID
     return Outcome(doc, run_dir, code)
-
-
-def _explain_missing(run: _Run) -> None:
-    doc = run.doc
-    if doc["fidelity"] is None and doc["fidelity_note"] is None:
-        doc["fidelity_note"] = "fidelity not checked: the run stopped before its check"
-    if doc["robustness"] is None and doc["robustness_note"] is None:
-        doc["robustness_note"] = ("robustness not measured: the run stopped before its pass"
-                                  if run.cfg.robustness else "robustness not run: use --robustness")
 
 
 def _info_dict(info: backends.BackendInfo) -> dict[str, Any]:

@@ -168,14 +168,18 @@ def test_blur_kernels_integrate_the_point_spread_function():
     assert m[1, :half + 1, half].sum() == pytest.approx(1.0)  # vertical trail
 
 
-def test_convolve_matches_a_direct_sum():
+@pytest.mark.parametrize("size", [3, 9])  # 9 taps by taps, 81 through the FFT
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_convolve_matches_a_direct_sum(size, per_sample):
     rng = np.random.default_rng(4)
-    x = rng.random((2, 6, 7, 2)).astype(np.float32)
-    k = rng.random((2, 3, 3))
+    x = rng.random((20, 11, 12, 2)).astype(np.float32)
+    k = rng.random((20 if per_sample else 1, size, size))
     out = convolve(x, k)
-    pad = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-    for n in range(2):
-        for i in range(6):
-            for j in range(7):
-                expect = (k[n][:, :, None] * pad[n, i:i + 3, j:j + 3]).sum(axis=(0, 1))
+    half = size // 2
+    pad = np.pad(x, ((0, 0), (half, half), (half, half), (0, 0)), mode="reflect")
+    for n in (0, 17):
+        kn = k[n if per_sample else 0][:, :, None]
+        for i in range(11):
+            for j in range(12):
+                expect = (kn * pad[n, i:i + size, j:j + size]).sum(axis=(0, 1))
                 np.testing.assert_allclose(out[n, i, j], expect, rtol=1e-5)

@@ -123,5 +123,6 @@ def test_a_robustness_failure_keeps_the_performance_results(capsys, out_dir, mon
     assert doc["metrics"]["completed_samples"] > 0 and doc["fidelity"]["passed"]
     assert doc["robustness"] is None
     assert "simulated fault on a large batch" in doc["robustness_note"]
-    assert any(r.startswith("robustness check failed: RuntimeError") for r in doc["invalid_reasons"])
+    assert any(r.startswith("robustness check failed: RuntimeError")
+               for r in doc["invalid_reasons"])
     assert (out_dir / doc["run_id"] / "samples.npz").is_file()

@@ -1,0 +1,79 @@
+"""Correctness checks that follow a run's measured passes, outside any timing: fidelity against
+the FP32 reference (every run) and robustness under corruptions (``--robustness``).
+
+Each check fills its section of the result, or leaves it null with a note saying why. A check that
+fails (a backend fault, a model the reference cannot load) makes the run invalid with the reason
+and keeps everything measured before it.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hwbench import fidelity as _fidelity
+from hwbench import robustness as _robustness
+from hwbench import settings
+
+if TYPE_CHECKING:
+    from hwbench.runner import _Run
+
+
+def fidelity(run: "_Run") -> None:
+    """A seeded subset of the performance samples through the backend and the FP32 reference:
+    catches a backend that computes coarser than it declares."""
+    if _computes_nothing(run, "fidelity"):
+        return
+    population = settings.build(run.cfg, run.spec, run.workload).performance_sample_count
+    inputs = run.workload.load_samples(_fidelity.subset(population, run.cfg.seed))
+    run.say.info(f"fidelity: {len(inputs)} samples against the FP32 reference")
+    try:
+        section, failure = _fidelity.check(run.backend, run.workload.artifact(), inputs,
+                                           run.cfg.batch_size)
+    except Exception as exc:  # a backend fault, or a model the reference cannot load
+        _failed(run, "fidelity", exc)
+        return
+    run.doc["fidelity"] = section
+    if failure:
+        run.doc["invalid_reasons"].append(f"fidelity: {failure}")
+
+
+def robustness(run: "_Run") -> None:
+    """The reference set under camera corruptions; robustness.json holds the per-class tables."""
+    why_not = _robustness.missing_images(run.workload)
+    if why_not:
+        run.doc["robustness_note"] = why_not
+        return
+    if _computes_nothing(run, "robustness"):
+        return
+    run.say.info("robustness: 10 corruptions x 5 severities")
+    try:
+        section, full = _robustness.run(run.workload, run.backend, run.cfg.batch_size,
+                                        run.cfg.seed, run.cfg.robustness_samples, run.say.info)
+    except Exception as exc:  # keep what the earlier passes measured
+        _failed(run, "robustness", exc)
+        return
+    run.doc["robustness"] = section
+    run.files["robustness.json"] = full
+
+
+def explain_missing(run: "_Run") -> None:
+    """Notes for the sections still null when the run is written."""
+    doc = run.doc
+    if doc["fidelity"] is None and doc["fidelity_note"] is None:
+        doc["fidelity_note"] = "fidelity not checked: the run stopped before its check"
+    if doc["robustness"] is None and doc["robustness_note"] is None:
+        doc["robustness_note"] = ("robustness not measured: the run stopped before its pass"
+                                  if run.cfg.robustness else "robustness not run: use --robustness")
+
+
+def _computes_nothing(run: "_Run", check: str) -> bool:
+    info = run.backend.info()
+    if not info.computes:
+        run.doc[f"{check}_note"] = (f"{check} not checked: backend {info.name} computes "
+                                    "nothing, so its outputs mean nothing")
+    return not info.computes
+
+
+def _failed(run: "_Run", check: str, exc: Exception) -> None:
+    reason = f"{check} check failed: {type(exc).__name__}: {exc}"
+    run.doc[f"{check}_note"] = reason
+    run.doc["invalid_reasons"].append(reason)
