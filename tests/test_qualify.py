@@ -114,8 +114,11 @@ def test_judging_contract_shaped_sections(tmp_path, monkeypatch):
                                "--scenario", "single-stream"))
     reqs = {k: profile.Requirement(k, "camera", b) for k, b in
             (("power", 25.0), ("memory", 200.0), ("no_throttling", None), ("robustness", 0.05))}
-    missing = {k: qualify.judge(r, doc) for k, r in reqs.items()}
+    # This machine has no power sensor and no GPU clock-event reasons, and robustness was not
+    # run: those are not measured; peak memory is measured.
+    missing = {k: qualify.judge(r, doc) for k, r in reqs.items() if k != "memory"}
     assert all(not v.passed and v.evidence.startswith("not measured") for v in missing.values())
+    assert "peak RSS" in qualify.judge(reqs["memory"], doc).evidence
     doc.update(power=POWER, telemetry=TELEMETRY, robustness=ROBUSTNESS)
     got = {k: qualify.judge(r, doc) for k, r in reqs.items()}
     assert got["power"].passed and "20 W <= 25 W" in got["power"].evidence

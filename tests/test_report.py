@@ -49,7 +49,7 @@ def test_report_with_contract_shaped_sections(capsys, digits_run, tmp_path):
         doc.update(power=POWER, telemetry=TELEMETRY, robustness=ROBUSTNESS)
     run = derive(digits_run, tmp_path / "runs", full, "full")
     t = np.arange(0, 3e8, 1e8)
-    np.savez(run / "telemetry.npz", time_ns=t, **{"rapl:package-0:power_w": 20 + t / 1e8})
+    np.savez(run / "telemetry.npz", **{"rapl.t_ns": t, "rapl.rapl:package-0.watts": 20 + t / 1e8})
     page = _report(capsys, run, tmp_path / "r.html")
     assert "power over time" in page and "rapl:package-0" in page and "no NVIDIA GPU" in page
     assert "gaussian_noise" in page and "severity 5" in page

@@ -119,3 +119,23 @@ def test_bad_telemetry_options_are_one_line_errors(capsys, out_dir, args, expect
                          "--output", str(out_dir), *args)
     assert code == 2 and len(err.strip().splitlines()) == 1 and expect in err, err
     assert not out_dir.exists()
+
+
+def test_timeline_gives_watts_for_counters_and_power_readings():
+    from hwbench.telemetry.sampler import Track
+    from hwbench.telemetry.stats import timeline
+
+    class Planted(Source):
+        name = "planted"
+
+    layout = Layout([Channel("joules", "cpu-package", "part", counter=True, method="", expected_error=""),
+                     Channel("watts", "gpu", "part", counter=False, method="", expected_error="")],
+                    stats=["load"])
+    track = Track(Planted(), layout, times=[1_000, 1_000 + SECOND // 2, 1_000 + SECOND],
+                  rows=[[10.0, 40.0, 0.1], [15.0, 42.0, 0.2], [25.0, 44.0, 0.3]])
+    cols = timeline([track], start_ns=1_000, window_ns=SECOND)
+    np.testing.assert_array_equal(cols["planted.t_ns"], [0, SECOND // 2, SECOND])
+    w = cols["planted.joules.watts"]
+    assert np.isnan(w[0]) and w[1:].tolist() == [10.0, 20.0]  # 5 J and 10 J per half second
+    assert cols["planted.watts.watts"].tolist() == [40.0, 42.0, 44.0]
+    assert "planted.load.watts" not in cols

@@ -68,11 +68,13 @@ def over_time(t_s: np.ndarray, lat_ms: np.ndarray, bins: int = 40) -> str:
     return _svg(fig)
 
 
-def series(t_s: np.ndarray, columns: dict[str, np.ndarray], ylabel: str, title: str,
-           xlabel: str = "time (s)") -> str:
+def series(t_s: np.ndarray | dict[str, np.ndarray], columns: dict[str, np.ndarray], ylabel: str,
+           title: str, xlabel: str = "time (s)") -> str:
+    """Lines over time; `t_s` is one time axis for every column, or one per column name."""
     fig, ax = _figure(1)
     for name, values in columns.items():
-        ax.plot(t_s, values, label=name, marker="o" if len(values) < 50 else None)
+        t = t_s[name] if isinstance(t_s, dict) else t_s
+        ax.plot(t, values, label=name, marker="o" if len(values) < 50 else None)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=7)
     return _svg(fig)

@@ -72,7 +72,8 @@ def power(doc: dict[str, Any], run_dir: Path) -> str:
 
 
 def _power_timeline(run_dir: Path) -> str | None:
-    """Plots telemetry.npz's watt columns; the file's layout is read defensively."""
+    """Plots telemetry.npz's power channels (`<source>.<channel>.watts` against `<source>.t_ns`;
+    layout in results/README.md)."""
     path = run_dir / "telemetry.npz"
     if not path.is_file():
         return None
@@ -81,12 +82,16 @@ def _power_timeline(run_dir: Path) -> str | None:
             cols = {k: np.asarray(f[k], dtype=float) for k in f.files}
     except (OSError, ValueError):
         return None
-    time_key = next((k for k in cols if "time" in k.lower() or k.lower() in ("t", "t_ns")), None)
-    watts = {k: v for k, v in cols.items() if k != time_key and v.ndim == 1
-             and ("power" in k.lower() or k.lower().endswith(("_w", ":w", "watts")))}
-    if time_key is None or not watts or any(len(v) != len(cols[time_key]) for v in watts.values()):
+    times, watts = {}, {}
+    for key, values in cols.items():
+        source, _, rest = key.partition(".")
+        t = cols.get(f"{source}.t_ns")
+        if rest.endswith(".watts") and t is not None and len(t) == len(values):
+            channel = rest[:-len(".watts")]
+            times[channel], watts[channel] = t / 1e9, values
+    if not watts:
         return None
-    return plots.series(cols[time_key] / 1e9, watts, "W", "power over time")
+    return plots.series(times, watts, "W", "power over time")
 
 
 def accuracy(doc: dict[str, Any], run_dir: Path) -> str:

@@ -36,8 +36,9 @@ def telemetry_rows(t: dict[str, Any] | None) -> list[tuple[str, str]]:
     rows = []
     cpu, own = t.get("cpu_util_pct"), t.get("process_cpu_pct_of_core")
     if cpu:
-        rows.append(("CPU utilisation", f"{cpu['mean']:.1f}% mean, {cpu['max']:.1f}% max "
-                                        f"(process: {own['mean']:.1f}% of one core)"))
+        process = f" (process: {own['mean']:.1f}% of one core)" if own else ""
+        rows.append(("CPU utilisation", f"{cpu['mean']:.1f}% mean, {cpu['max']:.1f}% max"
+                                        + process))
     if t.get("peak_rss_bytes") is not None:
         rows.append(("peak RSS", f"{t['peak_rss_bytes'] / 2**20:,.1f} MiB"))
     for g in t.get("gpus") or []:

@@ -57,11 +57,27 @@ def gpu_stats(track: Track, a: int, b: int) -> tuple[list[dict], set[str]]:
 
 
 def timeline(tracks: list[Track], start_ns: int, window_ns: int) -> dict[str, np.ndarray]:
-    """Every reading, times relative to the window's start: `<source>.t_ns`, `<source>.<column>`."""
+    """Every reading, times relative to the window's start: `<source>.t_ns`, `<source>.<column>`;
+    and for each power channel `<source>.<channel>.watts`, watts at each reading (a counter's
+    energy over the interval that ends there; NaN at the first reading), so that readers need not
+    know which channels count joules."""
     out: dict[str, np.ndarray] = {"window_ns": np.array([0, window_ns], dtype=np.int64)}
     for track in tracks:
         t, rows = track.arrays()
-        out[f"{track.source.name}.t_ns"] = t - start_ns
+        name = track.source.name
+        out[f"{name}.t_ns"] = t - start_ns
         for i, col in enumerate(track.layout.columns):
-            out[f"{track.source.name}.{col}"] = rows[:, i]
+            out[f"{name}.{col}"] = rows[:, i]
+        for i, ch in enumerate(track.layout.channels):
+            out[f"{name}.{ch.name}.watts"] = _watts(t, rows[:, i], ch.counter)
     return out
+
+
+def _watts(t_ns: np.ndarray, values: np.ndarray, counter: bool) -> np.ndarray:
+    if not counter:
+        return values.copy()
+    w = np.full(len(values), np.nan)
+    dt = np.diff(t_ns) / 1e9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w[1:] = np.where(dt > 0, np.diff(values) / dt, np.nan)
+    return w
