@@ -127,3 +127,10 @@ def test_judging_contract_shaped_sections(tmp_path, monkeypatch):
     assert not got["robustness"].passed and "0.0878 not <= 0.05" in got["robustness"].evidence
     doc["telemetry"] = dict(TELEMETRY, throttled=True, throttle_reasons=["thermal"])
     assert "thermal" in qualify.judge(reqs["no_throttling"], doc).evidence
+
+
+def test_a_robustness_requirement_turns_on_its_runs_robustness_pass():
+    with resources.as_file(resources.files("hwbench.scenarios") / "qualify-edge-camera.toml") as p:
+        prof = profile.load(p)
+    assert prof.runs["camera"].robustness is True
+    assert prof.runs["soak"].robustness is False

@@ -76,6 +76,11 @@ def _parse(data: dict[str, Any], output: str | None) -> Profile:
               "backend_options": opts, "output": output}
     runs = {name: _run(name, spec, common) for name, spec in data["runs"].items()}
     reqs = tuple(_requirement(r, runs) for r in data["requirements"])
+    # A robustness requirement needs its run's robustness pass: turned on here, not left for the
+    # verdict to find unmeasured after the runs.
+    for req in reqs:
+        if req.kind == "robustness":
+            runs[req.run] = dataclasses.replace(runs[req.run], robustness=True)
     return Profile(str(data.get("name", "profile")), str(data.get("description", "")), runs, reqs)
 
 
