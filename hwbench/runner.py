@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from hwbench import (backends, checks, document, precision, robustness, settings, system,
-                     telemetry, workloads)
+from hwbench import (backends, checks, document, peak, precision, robustness, settings,
+                     system, telemetry, workloads)
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import HwbenchError, UsageError
 from hwbench.loadgen import LoadGen, Scenario
@@ -29,7 +29,6 @@ OFFLINE_SAMPLE_CAP = 16_000_000  # a calibrated Offline query never holds more s
 # than the calibrated throughput, so that a slightly faster performance pass still lasts long enough.
 OFFLINE_CALIBRATION_MARGIN = 1.25
 OFFLINE_RESIZES = 2
-FIND_PEAK_FLOOR_RATIO = 8  # find-peak halves the starting QPS at most this far down
 
 
 @dataclass
@@ -181,45 +180,6 @@ class _Run:
         self.doc["settings"]["target_qps_calibrated"] = qps
         return qps
 
-    def find_peak(self) -> None:
-        """Doubles, then bisects, the Server target QPS; keeps the best valid step's metrics."""
-        qps, lo, hi, steps, best = self.server_qps(), None, None, [], None
-        # Halving has a floor: each step needs its minimum query count, so a step at a tiny rate
-        # would run for hours; below the floor the search stops with no valid QPS.
-        floor = qps / FIND_PEAK_FLOOR_RATIO
-        for _ in range(14):
-            out = self.performance(target_qps=qps)
-            m = out["summary"]
-            steps.append({"target_qps": qps, "valid": bool(m.valid), "p99_ms": m.latency.p99 / 1e6,
-                          "completed_qps": m.queries_per_second,
-                          "invalid_reasons": list(m.invalid_reasons)})
-            self.say.info(f"find-peak step {len(steps)}: {qps:,.1f} QPS -> "
-                          f"{'VALID' if m.valid else 'INVALID'} (p99 {m.latency.p99 / 1e6:.3f} ms)")
-            if self.doc["interrupted"] or out["errors"]:
-                break
-            if m.valid:
-                lo, best = qps, ({k: self.doc[k] for k in ("metrics", "power", "telemetry")},
-                                 {k: v for k, v in self.samples.items()
-                                  if k in ("samples.npz", "telemetry.npz")},
-                                 dict(self.doc["settings"]))
-            else:
-                hi = qps
-            if lo is not None and hi is not None and (hi - lo) / lo < 0.02:
-                break
-            if lo is None and hi is not None and qps / 2 < floor:
-                break
-            qps = qps * 2 if hi is None else qps / 2 if lo is None else (lo + hi) / 2
-        if best is not None:
-            self.doc.update(best[0])
-            self.samples.update(best[1])
-            self.doc["settings"] = best[2]
-        self.doc["validated"]["performance"] = best is not None
-        self.doc["find_peak"] = {"peak_qps": lo, "steps": steps, "floor_qps": floor}
-        if best is None:
-            self.doc["invalid_reasons"].append(
-                f"no target QPS from {floor * FIND_PEAK_FLOOR_RATIO:,.1f} down to {floor:,.1f} "
-                "stayed valid under the latency bound")
-
     def execute(self) -> None:
         mode = self.cfg.mode
         if mode in ("accuracy", "both"):
@@ -229,7 +189,7 @@ class _Run:
             out = self.performance(target_qps=qps)
             self.doc["invalid_reasons"] += list(out["summary"].invalid_reasons)
         if mode == "find-peak":
-            self.find_peak()
+            peak.find_peak(self)
         if not self.doc["interrupted"]:
             checks.fidelity(self)
         if self.cfg.robustness and not self.doc["interrupted"]:
