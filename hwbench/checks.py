@@ -27,7 +27,7 @@ def fidelity(run: "_Run") -> None:
     run.say.info(f"fidelity: {len(inputs)} samples against the FP32 reference")
     try:
         section, failure = _fidelity.check(run.backend, run.workload.artifact(), inputs,
-                                           run.cfg.batch_size)
+                                           run.cfg.batch_size, run.artifact.precision)
     except Exception as exc:  # a backend fault, or a model the reference cannot load
         _failed(run, "fidelity", exc)
         return

@@ -81,23 +81,37 @@ def compare(outputs: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
             "observed_precision": observed_precision(float(scaled.max()))}
 
 
-def judge(figures: dict[str, Any], backend_name: str, declared: str,
-          is_reference: bool) -> tuple[dict[str, Any], str | None]:
+def expected_precision(declared: str, artifact_precision: str = "fp32") -> str:
+    """What the outputs should match: the precision the backend declares (its first word, as in
+    "fp16 (fp32 where ... no fp16 kernel)"), or the model artifact's when that is coarser (a
+    model converted with --precision is lowered on purpose, not silently)."""
+    word = declared.split()[0] if declared.strip() else declared
+    if word not in _RANK:
+        return declared
+    if _RANK.get(artifact_precision, _RANK[word]) < _RANK[word]:
+        return artifact_precision
+    return word
+
+
+def judge(figures: dict[str, Any], backend_name: str, declared: str, is_reference: bool,
+          artifact_precision: str = "fp32") -> tuple[dict[str, Any], str | None]:
     """The fidelity section (figures, declared precision, findings, verdict), and why the run
     is invalid when the backend computes coarser than it declares (else None)."""
     observed = figures["observed_precision"]
     findings: list[str] = []
     failure = None
+    expected = expected_precision(declared, artifact_precision)
     if is_reference:
         same = ("identical outputs" if figures["max_abs_error"] == 0.0 else
                 f"outputs differ by up to {figures['max_abs_error']:.2g}: other session options, "
                 "or a computation that is not deterministic")
         findings.append(f"the backend is the FP32 reference itself: this checks determinism "
                         f"({same})")
-    if declared not in _RANK:
+    if expected not in _RANK:
         findings.append(f"declared precision {declared!r} has no known error level: not judged")
-    elif _RANK[observed] < _RANK[declared]:
-        failure = (f"backend {backend_name} declares {declared} but its outputs match "
+    elif _RANK[observed] < _RANK[expected]:
+        model = "" if artifact_precision == "fp32" else f" and runs a {artifact_precision} model"
+        failure = (f"backend {backend_name} declares {expected}{model} but its outputs match "
                    f"{observed} (largest error {figures['max_rel_error']:.2g} of the output "
                    "scale against the FP32 reference)")
         findings.append(failure)
@@ -105,16 +119,21 @@ def judge(figures: dict[str, Any], backend_name: str, declared: str,
         findings.append(f"top-1 differs from the reference on "
                         f"{1 - figures['top1_agreement']:.1%} of {figures['samples']} samples")
     section = {"reference": REFERENCE_LABEL, **figures, "declared_precision": declared,
+               "artifact_precision": artifact_precision, "expected_precision": expected,
                "passed": failure is None, "findings": findings}
     return section, failure
 
 
-def check(backend: Backend, artifact: ModelArtifact, inputs: np.ndarray,
-          batch_size: int) -> tuple[dict[str, Any], str | None]:
-    """Runs `inputs` through `backend` and the reference: the section and any failure (judge)."""
+def check(backend: Backend, artifact: ModelArtifact, inputs: np.ndarray, batch_size: int,
+          artifact_precision: str = "fp32") -> tuple[dict[str, Any], str | None]:
+    """Runs `inputs` through `backend` (which runs a model of `artifact_precision`) and the FP32
+    reference on `artifact`: the section and any failure (judge)."""
     info = backend.info()
     batch = min(batch_size, info.max_batch_size or batch_size)
     outputs = run_in_batches(backend, inputs, batch)
     reference = reference_outputs(artifact, inputs, batch)
-    is_reference = type(backend) is backends.backend_class(REFERENCE_BACKEND)
-    return judge(compare(outputs, reference), info.name, info.precision, is_reference)
+    # Only the reference backend on the very model the reference runs checks determinism.
+    is_reference = (type(backend) is backends.backend_class(REFERENCE_BACKEND)
+                    and artifact_precision == "fp32")
+    return judge(compare(outputs, reference), info.name, info.precision, is_reference,
+                 artifact_precision)

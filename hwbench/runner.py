@@ -61,6 +61,7 @@ class _Run:
         self.samples: dict[str, dict] = {}
         self.files: dict[str, Any] = {}  # JSON documents written beside result.json
         self.internal_error = False
+        self.artifact: backends.ModelArtifact | None = None  # the model the backend runs
         # Opened now, so that a power source the user asked for fails before anything loads.
         sampled = cfg.mode != "accuracy" and cfg.telemetry_hz > 0
         self.telemetry = telemetry.Session(cfg) if sampled else None
@@ -213,7 +214,8 @@ def execute(cfg: RunConfig, reporter: Reporter,
     try:
         source = run.workload.artifact(progress=reporter.info)
         run.workload.prepare(progress=reporter.info)
-        artifact = precision.convert(source, cfg.precision, run.workload, reporter.info)
+        artifact = run.artifact = precision.convert(source, cfg.precision, run.workload,
+                                                    reporter.info)
         run.instances.load(artifact)
         info = run.backend.info()
         if info.max_batch_size and cfg.batch_size > info.max_batch_size:

@@ -141,3 +141,25 @@ def test_cli_cpu_run_records_fidelity(capsys, out_dir):
                          "--scenario", "single-stream", *FAST)
     assert code == 0 and doc["fidelity"]["passed"] and doc["fidelity_note"] is None
     assert doc["fidelity"]["reference"] == "cpu (onnxruntime fp32)"
+
+
+def test_expected_precision_reads_the_first_word_and_the_models_precision():
+    from hwbench.fidelity import expected_precision
+
+    assert expected_precision("fp32") == "fp32"
+    assert expected_precision("fp16 (fp32 where onnxruntime's CPU provider has no fp16 kernel)",
+                              "fp16") == "fp16"
+    assert expected_precision("int8 (other ops bf16)", "int8") == "int8"
+    assert expected_precision("fp32", "int8") == "int8"  # a model lowered on purpose
+    assert expected_precision("bf16", "fp16") == "bf16"  # the coarser of the two
+    assert expected_precision("mystery") == "mystery"  # no known error level: not judged
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_cli_a_converted_model_is_judged_at_its_own_precision(capsys, out_dir, precision):
+    code, doc = run_json(capsys, out_dir, "--workload", "digits", "--backend", "cpu",
+                         "--scenario", "single-stream", "--precision", precision, *FAST)
+    f = doc["fidelity"]
+    assert code == 0 and f["passed"], doc["invalid_reasons"]
+    assert f["artifact_precision"] == precision and f["expected_precision"] == precision
+    assert not any("reference itself" in x for x in f["findings"])

@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from cli_helpers import FAST, cli, run_json
+from hwbench import robustness
 from hwbench.workloads import create, image_cache, imagenet
 
 cv2 = pytest.importorskip("cv2")  # the 'test' extra installs opencv-python-headless
@@ -144,8 +145,15 @@ def test_accuracy_equals_a_direct_numpy_computation(capsys, out_dir, tmp_path, f
               for i in range(len(names))]
     write_val_map(root, names, labels)
     code, doc = run_json(capsys, out_dir, "--workload", "resnet50", "--model", str(model),
-                         "--dataset", str(root), "--mode", "accuracy", "--batch-size", "5")
+                         "--dataset", str(root), "--mode", "accuracy", "--batch-size", "5",
+                         "--robustness", "--robustness-samples", "4")
     acc = doc["accuracy"]
+    # Robustness reads the outputs as accuracy does (background class dropped): its clean top-1
+    # on its seeded subset equals the direct computation on the same samples.
+    subset = robustness.sample_indices(len(names), 4, 1)
+    rob = doc["robustness"]
+    assert rob["samples"] == 4
+    assert rob["clean_accuracy"] == float(np.mean(order[subset, 0] == np.array(labels)[subset]))
     direct_top1 = float(np.mean(order[:, 0] == labels))
     direct_top5 = float(np.mean((order[:, :5] == np.array(labels)[:, None]).any(axis=1)))
     assert (direct_top1, direct_top5) == (0.5, 0.75)

@@ -163,6 +163,11 @@ class Workload(ABC):
         ``(N, *sample_shape)``."""
         raise NotImplementedError(f"{self.name} has no reference images")
 
+    def class_scores(self, outputs: np.ndarray) -> np.ndarray:
+        """Model outputs ``(N, ...)`` as one score per class, what top-1 is read from (as given
+        unless the workload's model adds columns, as MLPerf's 1001-class ResNet50 does)."""
+        return outputs
+
     # --- correctness -----------------------------------------------------------------------
     def accuracy_unavailable(self) -> str | None:
         """Why accuracy cannot be validated here, or None if it can."""
