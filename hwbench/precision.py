@@ -7,12 +7,15 @@ quantizer, calibrated on samples drawn from the workload's own sample set. Every
 the same file, so precision is compared like for like, and strongly typed runtimes (TensorRT 10.12
 and later) build exactly what the file says.
 
-Cache key: the source model's sha256, the conversion, the converter's version and this module's
-recipe version, so a new onnxruntime or a changed recipe never reuses a stale file.
+Cache key: the source model's sha256, the conversion, the converter's version, this module's
+recipe version and, for int8, the sha256 of the calibration samples, so a new onnxruntime, a
+changed recipe or other calibration data (synthetic inputs, then the user's reference set) never
+reuses a stale file.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import tempfile
@@ -37,13 +40,17 @@ def convert(model: ModelArtifact, precision: str, workload: Workload,
         return model
     import onnxruntime as ort
 
+    calibration = _calibration_samples(workload) if precision == "int8" else None
+    tag = "" if calibration is None else f"-cal{_digest(calibration)}"
     path = cache_dir() / "artifacts" / (f"{model.sha256[:24]}-{precision}-"
-                                        f"ort{ort.__version__}-r{RECIPE_VERSION}.onnx")
+                                        f"ort{ort.__version__}-r{RECIPE_VERSION}{tag}.onnx")
     if not path.is_file():
         if progress:
             progress(f"converting the model to {precision} (once) in {path}")
-        build = _fp16 if precision == "fp16" else _int8
-        _atomic(path, lambda tmp: build(model, workload, tmp))
+        if calibration is None:
+            _atomic(path, lambda tmp: _fp16(model, tmp))
+        else:
+            _atomic(path, lambda tmp: _int8(model, calibration, tmp))
     return dataclasses.replace(model, path=path, sha256=sha256_of(path), precision=precision)
 
 
@@ -61,7 +68,18 @@ def describe(model: ModelArtifact, source: ModelArtifact) -> dict | None:
             "converter_version": ort.__version__, "recipe_version": RECIPE_VERSION}
 
 
-def _fp16(model: ModelArtifact, workload: Workload, out: Path) -> None:
+def _calibration_samples(workload: Workload) -> np.ndarray:
+    count = workload.sample_count()
+    # Evenly spread over the sample set, so that every class of a sorted reference set is seen.
+    picks = np.unique(np.linspace(0, count - 1, min(count, CALIBRATION_SAMPLES)).astype(np.int64))
+    return np.ascontiguousarray(workload.load_samples(picks))
+
+
+def _digest(data: np.ndarray) -> str:
+    return hashlib.sha256(data.tobytes()).hexdigest()[:12]
+
+
+def _fp16(model: ModelArtifact, out: Path) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -69,14 +87,9 @@ def _fp16(model: ModelArtifact, workload: Workload, out: Path) -> None:
     onnx.save(convert_float_to_float16(proto, keep_io_types=True), str(out))
 
 
-def _int8(model: ModelArtifact, workload: Workload, out: Path) -> None:
+def _int8(model: ModelArtifact, data: np.ndarray, out: Path) -> None:
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
-
-    count = workload.sample_count()
-    # Evenly spread over the sample set, so that every class of a sorted reference set is seen.
-    picks = np.unique(np.linspace(0, count - 1, min(count, CALIBRATION_SAMPLES)).astype(np.int64))
-    data = workload.load_samples(picks)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

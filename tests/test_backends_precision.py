@@ -38,6 +38,20 @@ def test_int8_artifact_has_quantize_dequantize_pairs():
     assert precision.describe(got, w.artifact())["source_sha256"] == w.artifact().sha256
 
 
+
+def test_int8_artifact_is_keyed_by_its_calibration_data():
+    """Other calibration samples (synthetic inputs, then the user's reference set) make another
+    file: a cached artifact calibrated on other data is never reused."""
+    class Brighter(Digits):
+        def load_samples(self, indices):
+            return super().load_samples(indices) * np.float32(0.5)
+
+    a, b = Digits(), Brighter()
+    first = precision.convert(a.artifact(), "int8", a)
+    other = precision.convert(b.artifact(), "int8", b)
+    assert first.path != other.path and first.sha256 != other.sha256
+    assert precision.convert(a.artifact(), "int8", a).path == first.path  # cached
+
 @pytest.mark.parametrize("backend", ["cpu", "openvino"])
 @pytest.mark.parametrize("prec", ["fp16", "int8"])
 def test_reduced_precision_runs_are_scored_and_recorded(capsys, out_dir, backend, prec):
