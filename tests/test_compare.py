@@ -91,6 +91,38 @@ def test_power_and_price_columns(capsys, runs, tmp_path):
     assert code == 0 and "not shown, no price for" in out
 
 
+def test_precision_is_compared_and_labelled(capsys, runs, tmp_path):
+    _, r = runs
+
+    def at(precision, instances=1):
+        def change(doc):
+            doc["settings"]["config"].update(precision=precision, instances=instances)
+        return change
+    fp32 = derive(r["cpu"], tmp_path, at("fp32"), "fp32")
+    int8 = derive(r["cpu"], tmp_path, at("int8", 2), "int8")
+    code, _, err = cli(capsys, "compare", str(fp32), str(int8))
+    assert code == 2 and "precision int8 vs fp32" in err and "--force" in err
+    code, out, err = cli(capsys, "compare", "--force", str(fp32), str(int8))
+    assert code == 0, err
+    assert "cpu[instances=2,precision=int8]@" in out
+    assert "cpu@" in out and "precision=fp32" not in out  # defaults stay out of the label
+
+
+def test_results_without_the_later_settings_hash_as_their_defaults():
+    from hwbench.analysis.runs import comparability_key, config_hash, setup_hash
+    old = {"workload": "digits", "backend": "cpu", "settings": {"config": {"batch_size": 1}}}
+    new = {**old, "settings": {"config": {"batch_size": 1, "precision": "fp32", "instances": 1,
+                                          "batch_timeout_us": 0.0}}}
+    assert comparability_key(old)["precision"] == "fp32"
+    assert (config_hash(old), setup_hash(old)) == (config_hash(new), setup_hash(new))
+    for change in ({"precision": "int8"}, {"instances": 2}, {"batch_timeout_us": 500.0}):
+        other = {**new, "settings": {"config": {**new["settings"]["config"], **change}}}
+        assert setup_hash(other) != setup_hash(new), change
+    int8 = {**new, "settings": {"config": {**new["settings"]["config"], "precision": "int8"}}}
+    two = {**new, "settings": {"config": {**new["settings"]["config"], "instances": 2}}}
+    assert config_hash(int8) != config_hash(new) and config_hash(two) == config_hash(new)
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--price", "box"], "SYSTEM=USD"),
     (["--price", "box=-3"], "positive number"),

@@ -69,6 +69,45 @@ def test_slow_latest_run_is_flagged(capsys, four_runs, tmp_path):
     assert "the latest run regressed" in out
 
 
+def test_invalid_latest_run_is_not_judged(capsys, four_runs, tmp_path):
+    _, dirs = four_runs
+    copy_root = tmp_path / "runs"
+    for i, value in enumerate((1000.0, 1010.0, 990.0)):
+        def at(doc, value=value, i=i):
+            doc["metrics"]["scenario_metric"]["value"] = value
+            doc["created_utc"] = f"2999-01-01T00:00:0{i}Z"
+        derive(dirs[0], copy_root, at, f"v{i}")
+
+    def interrupted(doc):  # stopped early: far slower, and not valid
+        doc["metrics"]["scenario_metric"]["value"] = 100.0
+        doc["interrupted"], doc["valid"] = True, False
+        doc["created_utc"] = "2999-01-01T00:00:09Z"
+    derive(dirs[0], copy_root, interrupted, "cut")
+    code, out, _ = cli(capsys, "history", "--root", str(copy_root))
+    last = [line for line in out.splitlines() if "-cut" in line][0]
+    assert code == 0 and "(invalid: not judged)" in last and "REGRESSION" not in out
+
+
+def test_other_precision_is_another_configuration(capsys, four_runs, tmp_path):
+    _, dirs = four_runs
+    copy_root = tmp_path / "runs"
+    for i, value in enumerate((1000.0, 1010.0, 990.0)):
+        def at(doc, value=value, i=i):
+            doc["metrics"]["scenario_metric"]["value"] = value
+            doc["created_utc"] = f"2999-01-01T00:00:0{i}Z"
+            del doc["settings"]["config"]["precision"]  # as a result written before precision
+        derive(dirs[0], copy_root, at, f"v{i}")
+
+    def fp16(doc):  # slower, as a lower precision can be on a CPU; not a regression of fp32
+        doc["metrics"]["scenario_metric"]["value"] = 500.0
+        doc["settings"]["config"]["precision"] = "fp16"
+        doc["created_utc"] = "2999-01-01T00:00:09Z"
+    derive(dirs[0], copy_root, fp16, "fp16")
+    code, out, _ = cli(capsys, "history", "--root", str(copy_root))
+    assert code == 0 and "REGRESSION" not in out and "1 other configuration(s)" in out
+    assert "-fp16" in out and "-v0" not in out
+
+
 def _row(value, acc=None, passed=None, valid=1):
     return {"valid": valid, "metric_name": "samples_per_second", "metric_value": value,
             "accuracy_value": acc, "accuracy_passed": passed}
@@ -81,6 +120,7 @@ def test_rule_ignores_noise_and_flags_accuracy():
     accs = [_row(100, 0.98, 1)] * 3 + [_row(100, 0.90, 0)]
     assert history.flags(accs)[-1] == "ACCURACY REGRESSION"
     assert history.flags([_row(100)] * 2 + [_row(1)])[-1].startswith("(needs 3")
+    assert history.flags([_row(100)] * 3 + [_row(1, 0.5, 0, valid=0)])[-1] == history.INVALID
 
 
 def test_latency_headline_regresses_upwards():

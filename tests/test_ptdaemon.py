@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from cli_helpers import FAST, cli, run_json
-from hwbench.telemetry.ptdaemon import PtdClient, PtdError
+from hwbench.telemetry.base import SourceUnavailable
+from hwbench.telemetry.ptdaemon import PtdClient, PtdError, PtdSource
 
 WATTS = 42.5
 
@@ -88,6 +89,14 @@ def test_not_ptdaemon_is_refused(analyzer):
     a = analyzer(greeting="SSH-2.0-OpenSSH")
     with pytest.raises(PtdError, match="is not PTDaemon"):
         PtdClient("127.0.0.1", a.port).connect()
+
+
+def test_failed_open_closes_the_connection(analyzer):
+    a = analyzer(greeting="SSH-2.0-OpenSSH")
+    with pytest.raises(SourceUnavailable, match="is not PTDaemon"):
+        PtdSource("127.0.0.1", a.port).open()
+    a.thread.join(timeout=5)  # the analyzer's side ends when the client hangs up
+    assert not a.thread.is_alive() and a.commands == ["Hello", "Stop"]
 
 
 def test_run_reports_the_planted_energy_exactly(capsys, out_dir, analyzer):

@@ -9,7 +9,9 @@ import pytest
 
 from analysis_helpers import FAST
 from cli_helpers import cli
+from hwbench import backends
 from hwbench.analysis import stats
+from hwbench.backends.cpu import CpuBackend
 
 
 def test_spread_t_interval():
@@ -53,9 +55,45 @@ def test_run_repeat_series(capsys, out_dir):
     assert len({d["settings"]["repeat_group"] for d in docs}) == 1
     last = docs[-1]["repeat"]
     assert last["n"] == 3 and last["run_ids"] == [d["run_id"] for d in docs]
+    assert last["left_out"] == 0 and "left out" not in out
     assert last["values"] == [d["metrics"]["scenario_metric"]["value"] for d in docs]
     assert last["min"] <= last["median"] <= last["max"] and len(last["ci95"]) == 2
     assert docs[0]["repeat"]["n"] == 1 and docs[0]["repeat"]["ci95"] is None
+
+
+class SecondLoadFails(CpuBackend):
+    """The real onnxruntime backend; the series' second run faults on its 40th batch."""
+
+    name = "second-load-fails"
+    loads = 0
+
+    def load(self, model):
+        super().load(model)
+        type(self).loads += 1
+        self.batches = 0
+
+    def run(self, batch):
+        self.batches += 1
+        if type(self).loads == 2 and self.batches == 40:
+            raise RuntimeError("simulated device fault")
+        return super().run(batch)
+
+
+def test_faulted_run_is_left_out_of_the_spread(capsys, out_dir, monkeypatch):
+    real = backends.backend_class
+    monkeypatch.setattr(backends, "backend_class", lambda name: SecondLoadFails
+                        if name == SecondLoadFails.name else real(name))
+    code, out, _ = cli(capsys, "run", "--workload", "tiny", "--scenario", "single-stream",
+                       "--backend", SecondLoadFails.name, "--output", str(out_dir), *FAST,
+                       "--warmup", "0", "--repeat", "3")
+    docs = sorted((json.loads((d / "result.json").read_text()) for d in out_dir.iterdir()
+                   if d.is_dir()), key=lambda d: d["settings"]["repeat_index"])
+    assert code == 3 and len(docs) == 3 and docs[1]["validated"]["performance"] is not True
+    last = docs[-1]["repeat"]
+    assert last["n"] == 2 and last["left_out"] == 1
+    assert last["run_ids"] == [docs[0]["run_id"], docs[2]["run_id"]]
+    assert last["values"] == [d["metrics"]["scenario_metric"]["value"] for d in (docs[0], docs[2])]
+    assert "repeat: 2 runs" in out and "left out: 1 run(s)" in out
 
 
 def test_compare_uses_repeats(capsys, out_dir):

@@ -139,3 +139,15 @@ def test_timeline_gives_watts_for_counters_and_power_readings():
     assert np.isnan(w[0]) and w[1:].tolist() == [10.0, 20.0]  # 5 J and 10 J per half second
     assert cols["planted.watts.watts"].tolist() == [40.0, 42.0, 44.0]
     assert "planted.load.watts" not in cols
+
+
+def test_power_total_without_completed_samples_still_prints():
+    """Ctrl-C right after the window opened: watts and energy are known but no sample completed,
+    so the per-sample energy is None; the summary table prints after result.json was written."""
+    from hwbench.telemetry.rows import power_rows
+    total = {"sources": ["rapl:package-0"], "avg_w": 20.0, "energy_j": 0.5,
+             "energy_per_sample_j": None, "energy_per_query_j": None, "samples_per_s_per_w": None}
+    rows = dict(power_rows({"sources": [], "total": total}))
+    assert rows["power total"] == "20.00 W avg, 0.500 J (rapl:package-0)"
+    total["energy_per_sample_j"] = 0.0125
+    assert "0.0125 J/sample" in dict(power_rows({"sources": [], "total": total}))["power total"]

@@ -103,6 +103,20 @@ def test_missing_driver_is_unavailable_with_the_reason(monkeypatch):
         NvmlSource().open()
 
 
+@pytest.mark.parametrize("call", ["nvmlDeviceGetCount", "nvmlDeviceGetHandleByIndex"])
+def test_gpu_enumeration_error_is_unavailable_with_the_reason(monkeypatch, call):
+    nv = fake_pynvml(SteppedClock())
+
+    def lost(*_):
+        raise nv.NVMLError("GPU is lost")
+
+    setattr(nv, call, lost)
+    monkeypatch.setitem(sys.modules, "pynvml", nv)
+    with pytest.raises(SourceUnavailable, match="NVML: GPU is lost"):
+        NvmlSource().open()
+    assert nv.shutdowns == 1  # NVML was initialised, so it is shut down again
+
+
 def test_missing_package_is_unavailable_with_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml raises ImportError
     with pytest.raises(SourceUnavailable, match=r"pip install 'hwbench\[gpu\]'"):

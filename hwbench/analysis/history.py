@@ -7,6 +7,8 @@ MIN_EARLIER of them),
   than MIN_CHANGE of it: ordinary run-to-run noise is not flagged, nor is a change too small to
   matter when a few earlier runs happened to agree closely;
 - accuracy: its accuracy is below every earlier run's, or it failed where all earlier ones passed.
+An invalid run (interrupted, a backend fault, a failed check) is not judged: its figures do not
+describe the configuration, so it is marked and never makes the command exit 1.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from hwbench.tables import format_value
 
 MIN_EARLIER = 3
 MIN_CHANGE = 0.02  # relative to the earlier median
+INVALID = "(invalid: not judged)"
 HEADERS = ("created (UTC)", "run id", "valid", "headline", "samples/s", "p99 ms", "accuracy",
            "flag")
 
@@ -44,6 +47,9 @@ def flags(rows: list[dict[str, Any]]) -> list[str]:
     """A flag per row (oldest first): '' or the regressions found, or why none could be judged."""
     out = []
     for i, row in enumerate(rows):
+        if not row["valid"]:
+            out.append(INVALID)
+            continue
         earlier = [r for r in rows[:i] if r["valid"]]
         if len(earlier) < MIN_EARLIER:
             out.append(f"(needs {MIN_EARLIER} earlier valid runs to judge)")

@@ -30,13 +30,17 @@ def run_series(cfg: RunConfig, reporter: Reporter, n: int) -> list[Outcome]:
     def annotate(doc: dict[str, Any]) -> None:
         doc["settings"]["repeat_group"] = group
         doc["settings"]["repeat_index"] = len(outcomes) + 1
-        name, value = ((doc.get("metrics") or {}).get("scenario_metric") or {}).get("name"), None
-        if doc.get("metrics"):
-            value = doc["metrics"]["scenario_metric"]["value"]
-            values.append(value)
+        name = ((doc.get("metrics") or {}).get("scenario_metric") or {}).get("name")
+        # An interrupted run or one whose performance was not validated (a backend fault) measured
+        # something other than the configuration: its figure would widen the spread falsely.
+        measured = ((doc.get("validated") or {}).get("performance") is True
+                    and not doc.get("interrupted") and doc.get("metrics"))
+        if measured:
+            values.append(doc["metrics"]["scenario_metric"]["value"])
             run_ids.append(doc["run_id"])
         if values:
-            doc["repeat"] = stats.to_contract(stats.spread(values), name or "", run_ids)
+            left_out = doc["settings"]["repeat_index"] - len(values)
+            doc["repeat"] = stats.to_contract(stats.spread(values), name or "", run_ids, left_out)
 
     for i in range(n):
         reporter.info(f"repeat {i + 1} of {n}")
@@ -54,12 +58,16 @@ def series_exit_code(outcomes: list[Outcome]) -> int:
 def spread_text(repeat: dict[str, Any] | None) -> str:
     """What a reader needs to know about the series: spread, CI and the noise it implies."""
     if not repeat:
-        return "repeat: no run of the series measured its headline metric"
+        return ("repeat: no run of the series measured its headline metric in a validated, "
+                "uninterrupted performance pass")
     ci = repeat["ci95"]
     ci_text = (f"95% CI of the mean [{ci[0]:,.4g}, {ci[1]:,.4g}] (t-interval)" if ci
                else f"no CI (needs {stats.MIN_CI_RUNS} runs or more)")
     lines = [f"repeat: {repeat['n']} runs of {repeat['metric']}: median {repeat['median']:,.4g}, "
              f"min {repeat['min']:,.4g}, max {repeat['max']:,.4g}; {ci_text}"]
+    if repeat.get("left_out"):  # absent in results written before it was recorded
+        lines.append(f"left out: {repeat['left_out']} run(s) interrupted or with performance not "
+                     "validated")
     if repeat["cv"] is not None:
         cv = repeat["cv"]
         lines.append(f"run-to-run noise: CV {cv:.1%}. Warning: a difference under {2 * cv:.1%} "

@@ -86,8 +86,8 @@ def within_noise(r: float, ci: tuple[float, float] | None, noise_cv: float | Non
     return False
 
 
-def to_contract(s: Spread, metric: str, run_ids: Sequence[str]) -> dict:
-    """The result document's ``repeat`` section."""
+def to_contract(s: Spread, metric: str, run_ids: Sequence[str], left_out: int = 0) -> dict:
+    """The result document's ``repeat`` section; `left_out` counts the series' runs not in it."""
     return {"n": s.n, "metric": metric, "values": list(s.values), "median": s.median,
             "min": s.min, "max": s.max, "ci95": list(s.ci95) if s.ci95 else None,
-            "cv": s.cv, "run_ids": list(run_ids)}
+            "cv": s.cv, "run_ids": list(run_ids), "left_out": left_out}

@@ -53,6 +53,16 @@ class NvmlSource(Source):
         except pynvml.NVMLError as exc:
             raise SourceUnavailable(f"NVML: {exc}") from None
         self.nv = pynvml
+        try:
+            return self._layout()
+        except pynvml.NVMLError as exc:
+            # A GPU NVML cannot enumerate (lost, in a bad state) makes this source unavailable,
+            # not the run: the other sources and the measurement go on without it.
+            self.close()
+            raise SourceUnavailable(f"NVML: {exc}") from None
+
+    def _layout(self) -> Layout:
+        pynvml, self.gpus = self.nv, []
         count = pynvml.nvmlDeviceGetCount()
         if count == 0:
             self.close()

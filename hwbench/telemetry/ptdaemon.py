@@ -99,6 +99,9 @@ class PtdSource(Source):
             ident = self.client.connect()
             self.client.go(ANALYZER_INTERVAL_MS, "hwbench")
         except (OSError, PtdError) as exc:
+            # The socket may already be open (a wrong greeting, a refused Go): close it rather
+            # than leave the analyzer holding a connection for the rest of the run.
+            self.client.close()
             self.client = None
             raise SourceUnavailable(f"PTDaemon at {self.host}:{self.port}: {exc}") from None
         return Layout([Channel(

@@ -22,9 +22,12 @@ def power_rows(p: dict[str, Any] | None) -> list[tuple[str, str]]:
     rows = [(f"power {e['name']}", _source_line(e)) for e in p["sources"]]
     t = p["total"]
     if t is not None:
-        rows.append(("power total", f"{t['avg_w']:.2f} W avg, {t['energy_j']:.3f} J, "
-                                    f"{t['energy_per_sample_j']:.4g} J/sample "
-                                    f"({' + '.join(t['sources'])})"))
+        # No sample completed in the window (Ctrl-C right after it opened) leaves the
+        # per-sample energy None; the table must still print, as result.json is already written.
+        per = t.get("energy_per_sample_j")
+        rows.append(("power total", f"{t['avg_w']:.2f} W avg, {t['energy_j']:.3f} J"
+                                    + (f", {per:.4g} J/sample" if per is not None else "")
+                                    + f" ({' + '.join(t['sources'])})"))
     else:
         rows.append(("power total", p.get("total_note") or "none"))
     return rows
