@@ -49,14 +49,19 @@ def test_stable_history_is_not_flagged(capsys, four_runs, tmp_path):
     assert code == 0 and "REGRESSION" not in out and out.count("-v") == 5
 
 
-def test_slow_latest_run_is_flagged(capsys, four_runs, tmp_path):
-    root, dirs = four_runs
-    copy_root = tmp_path / "runs"
+def _steady_series(source, root) -> None:
+    """Three copies of `source` with headline values 1000, 1010 and 990, one second apart."""
     for i, value in enumerate((1000.0, 1010.0, 990.0)):
         def at(doc, value=value, i=i):
             doc["metrics"]["scenario_metric"]["value"] = value
             doc["created_utc"] = f"2999-01-01T00:00:0{i}Z"
-        derive(dirs[0], copy_root, at, f"v{i}")
+        derive(source, root, at, f"v{i}")
+
+
+def test_slow_latest_run_is_flagged(capsys, four_runs, tmp_path):
+    root, dirs = four_runs
+    copy_root = tmp_path / "runs"
+    _steady_series(dirs[0], copy_root)
 
     def slower(doc):
         doc["metrics"]["scenario_metric"]["value"] = 700.0
@@ -72,11 +77,7 @@ def test_slow_latest_run_is_flagged(capsys, four_runs, tmp_path):
 def test_invalid_latest_run_is_not_judged(capsys, four_runs, tmp_path):
     _, dirs = four_runs
     copy_root = tmp_path / "runs"
-    for i, value in enumerate((1000.0, 1010.0, 990.0)):
-        def at(doc, value=value, i=i):
-            doc["metrics"]["scenario_metric"]["value"] = value
-            doc["created_utc"] = f"2999-01-01T00:00:0{i}Z"
-        derive(dirs[0], copy_root, at, f"v{i}")
+    _steady_series(dirs[0], copy_root)
 
     def interrupted(doc):  # stopped early: far slower, and not valid
         doc["metrics"]["scenario_metric"]["value"] = 100.0
