@@ -122,21 +122,17 @@ class WorkerSut:
     run with the reason; the samples still queued are dropped (the load generator counts them
     as not completed). ``close`` stops the workers; call it once the load generator returns.
 
-    Pass ``library`` (this object) to the load generator as the sample library: its ``unload``
-    closes a gate so that no worker completes a sample once the run is over. After an abort the
-    load generator returns without waiting for calls still computing, and a completion after it
-    returned would name a run that no longer exists.
+    After an abort the load generator returns without waiting for calls still computing; a
+    worker that completes after that is ignored by the load generator (it accepts completions
+    only while a run is open).
     """
 
     def __init__(self, runs: list[Callable[[np.ndarray], np.ndarray]], library: SampleLibrary,
                  loadgen: LoadGen, batch_size: int, batch_timeout_us: float = 0.0,
                  keep_outputs: bool = False) -> None:
-        self._samples = library
         self._gather = library.gather
         self._lg = loadgen
-        self.library = self
-        self._gate = threading.Lock()
-        self._open = True
+        self.library = library  # what the load generator loads samples through
         self._batch = batch_size
         self._wait_s = batch_timeout_us / 1e6
         self._queue = SampleQueue()
@@ -153,15 +149,6 @@ class WorkerSut:
 
     def flush(self) -> None:
         self._queue.flush()
-
-    def load(self, indices: np.ndarray) -> None:
-        self._samples.load(indices)
-        self._open = True
-
-    def unload(self, indices: np.ndarray) -> None:
-        with self._gate:
-            self._open = False
-        self._samples.unload(indices)
 
     def close(self) -> None:
         self._queue.close()
@@ -183,6 +170,4 @@ class WorkerSut:
                 self._lg.abort(f"system under test failed in a worker: "
                                f"{type(exc).__name__}: {exc}")
                 return
-            with self._gate:
-                if self._open:
-                    self._lg.complete(ids)
+            self._lg.complete(ids)
