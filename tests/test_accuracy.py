@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -119,16 +120,33 @@ def test_digits_refuses_a_dataset(capsys, out_dir):
 
 
 def test_training_script_reproduces_the_committed_artifacts(tmp_path):
-    """Retrains from scratch (needs the 'train' extra: torch and scikit-learn)."""
-    pytest.importorskip("torch")
-    pytest.importorskip("sklearn")
+    """Retrains from scratch (torch and scikit-learn come with the test extra) and compares with
+    the committed files. The reference set is byte-identical. The model is the same model, not
+    the same bytes: training on another CPU or torch build rounds differently along 60 epochs
+    (measured: weights within 0.6% of their scale, logits within 4e-4 of theirs), so it must
+    answer every reference sample as the committed one does, with the same logits to within
+    2e-3 of their scale; another seed or recipe misses both by far."""
+    from onnx import numpy_helper
+
     from hwbench.workloads import digits_train
 
     fresh = digits_train.build(tmp_path)
-    committed = Digits().manifest
+    w = Digits()
+    committed = w.manifest
     assert fresh["reference_set"]["sha256"] == committed["reference_set"]["sha256"]
-    assert fresh["fp32_reference"]["value"] == pytest.approx(committed["fp32_reference"]["value"],
-                                                             abs=0.01)
+    assert fresh["training"] == committed["training"]
+    new, old = (onnx.load(str(f)) for f in (tmp_path / digits_train.MODEL_FILE,
+                                             w.artifact().path))
+    assert [i.name for i in new.graph.initializer] == [i.name for i in old.graph.initializer]
+    for a, b in zip(new.graph.initializer, old.graph.initializer):
+        a, b = numpy_helper.to_array(a), numpy_helper.to_array(b)
+        assert a.shape == b.shape and np.abs(a - b).max() <= 0.01 * np.abs(b).max()
+    x = w.load_samples(np.arange(w.sample_count()))
+    logits = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+              .run(None, {"image": x})[0] for m in (new, old)]
+    np.testing.assert_array_equal(logits[0].argmax(axis=1), logits[1].argmax(axis=1))
+    assert np.abs(logits[0] - logits[1]).max() <= 2e-3 * np.abs(logits[1]).max()
+    assert fresh["fp32_reference"]["value"] == committed["fp32_reference"]["value"]
 
 
 def test_digits_raw_images_preprocess_to_the_samples():

@@ -3,11 +3,13 @@ OpenVINO called directly, the effective precision in the result, and clear error
 and options that cannot work here."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 import test_cli_run
-from cli_helpers import FAST, cli, run_json
+from cli_helpers import FAST, cli, register_backend, run_json
 from hwbench.backends.openvino import OpenVinoBackend
 from hwbench.workloads.digits import Digits
 
@@ -78,11 +80,55 @@ def test_forced_precision_needs_an_explicit_device(capsys, out_dir):
     assert code == 2 and "explicit device" in err and len(err.strip().splitlines()) == 1
 
 
-def test_throughput_hint_keeps_several_requests_in_flight(capsys, out_dir):
+class _InFlight:
+    """Counts OpenVINO infer requests inside infer() at once. The first call is held (5 s at
+    most) until a second request enters, so two workers that can compute together are seen
+    together, and a backend that serialises its requests is seen never to."""
+
+    def __init__(self) -> None:
+        self.lock, self.now, self.peak = threading.Lock(), 0, 0
+        self.held, self.joined = False, threading.Event()
+
+    def wrap(self, request):
+        meter = self
+
+        class Request:
+            def infer(self, *args, **kw):
+                with meter.lock:
+                    meter.now += 1
+                    meter.peak = max(meter.peak, meter.now)
+                    first, meter.held = not meter.held, True
+                    if meter.now >= 2:
+                        meter.joined.set()
+                try:
+                    if first:
+                        meter.joined.wait(5)
+                    return request.infer(*args, **kw)
+                finally:
+                    with meter.lock:
+                        meter.now -= 1
+
+            def get_output_tensor(self, i):
+                return request.get_output_tensor(i)
+        return Request()
+
+
+def test_throughput_hint_keeps_several_requests_in_flight(capsys, out_dir, monkeypatch):
+    meter = _InFlight()
+
+    class Observed(OpenVinoBackend):
+        def load(self, model):
+            super().load(model)
+            pool = [self._requests.get() for _ in range(self._n_requests)]
+            for request in pool:
+                self._requests.put(meter.wrap(request))
+
+    register_backend(monkeypatch, Observed)
     code, doc = run_json(capsys, out_dir, "--workload", "digits", "--backend", "openvino",
                          "--mode", "accuracy", "--instances", "2", "--batch-size", "4",
                          "--backend-opt", "hint=throughput", "--backend-opt", "streams=2")
     assert code == 0, doc["invalid_reasons"]
+    assert meter.peak >= 2  # observed: two requests computing at once
     info = doc["backend_info"]
     assert info["options"]["num_streams"] == 2 and info["options"]["infer_requests"] >= 2
     # A thread-safe backend: two workers share one compiled model.

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from cli_helpers import FAST, cli, run_json
+from cli_helpers import FAST, assert_valid_or_load_bound, cli, load_only, run_json
 from hwbench import robustness
 from hwbench.workloads import create, image_cache, imagenet
 
@@ -228,8 +228,10 @@ def test_model_without_dataset_runs_performance_and_says_accuracy_was_not_valida
     classifier(model, 1001, True)
     code, doc = run_json(capsys, out_dir, "--workload", "resnet50", "--model", str(model), *FAST,
                          "--scenario", "single-stream")
-    # Validity of so short a window depends on the machine's load; the samples were measured.
-    assert code in (0, 3) and doc["metrics"]["completed_samples"] >= 20
+    # Validity of so short a window depends on the machine's load; the samples were measured,
+    # and a performance run on a user's model is not invalid for its missing reference set.
+    assert_valid_or_load_bound(code, doc)
+    assert doc["metrics"]["completed_samples"] >= 20
     assert doc["workload_info"]["sample_count"] == 256 and not doc["workload_info"]["synthetic_model"]
     assert doc["validated"]["accuracy"] is None and "synthetic inputs" in doc["accuracy_note"]
     assert doc["workload_info"]["official_mlperf_model"] is None
@@ -331,8 +333,18 @@ def test_readme_and_docs_commands_on_the_users_files_run(capsys, out_dir, tmp_pa
              for l in (repo / doc).read_text().splitlines()
              if l.strip().startswith("hwbench run") and "--dataset" in l]
     assert lines
-    for line in lines:
+    for i, line in enumerate(lines):
         args = line.replace("resnet50_v1.onnx", str(model)).replace("/data/imagenet", str(root))
-        args = [a for a in args.split()[1:] if a not in ("--mode", "both")]
-        code = cli(capsys, *args, "--mode", "accuracy", "--quiet", "--output", str(out_dir))[0]
-        assert code == 3  # ran and scored; the tiny model misses MLPerf's target
+        out = out_dir / str(i)
+        code = cli(capsys, *args.split()[1:], "--quiet", "--output", str(out))[0]
+        (run_dir,) = [d for d in out.iterdir() if d.is_dir()]
+        doc = json.loads((run_dir / "result.json").read_text())
+        # Both passes ran: the performance window was measured, and the answers were scored
+        # against the folder's labels; the tiny model misses MLPerf's target, and nothing else
+        # but a busy machine's timing may make the run invalid.
+        assert code == 3 and doc["settings"]["config"]["mode"] == "both"
+        assert doc["metrics"]["completed_samples"] > 0 and doc["validated"]["performance"] is not None
+        acc = doc["accuracy"]
+        assert acc["value"] < acc["target"] and doc["validated"]["accuracy"] is False
+        assert load_only(doc["invalid_reasons"]) == [
+            f"accuracy {acc['metric']} {acc['value']:.4f} is below the target {acc['target']:.4f}"]
