@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hwbench import fidelity as _fidelity
+from hwbench import precision
 from hwbench import robustness as _robustness
 from hwbench import settings
 
@@ -25,9 +26,11 @@ def fidelity(run: "_Run") -> None:
     population = settings.build(run.cfg, run.spec, run.workload).performance_sample_count
     inputs = run.workload.load_samples(_fidelity.subset(population, run.cfg.seed))
     run.say.info(f"fidelity: {len(inputs)} samples against the FP32 reference")
+    source = run.workload.artifact()
     try:
-        section, failure = _fidelity.check(run.backend, run.workload.artifact(), inputs,
-                                           run.cfg.batch_size, run.artifact.precision)
+        section, failure = _fidelity.check(
+            run.backend, source, inputs, run.cfg.batch_size, run.artifact.precision,
+            convert=lambda p: precision.convert(source, p, run.workload, run.say.info))
     except Exception as exc:  # a backend fault, or a model the reference cannot load
         _failed(run, "fidelity", exc)
         return

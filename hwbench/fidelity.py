@@ -3,13 +3,27 @@
 A fixed, seeded subset of the performance samples goes through the backend under test and through
 a fresh onnxruntime CPU session (the ``cpu`` backend, FP32) on the same model artifact, outside any
 timing. Their outputs are compared: top-1 agreement, the largest absolute error, the largest error
-relative to the output's scale, and cosine similarity. The relative error also tells which
-precision the backend really computed in; a backend whose outputs are coarser than the precision
-it declares is caught and named. The model's weights do not matter (synthetic ones work).
+relative to the output's scale, and cosine similarity.
+
+The relative error also tells which precision the backend really computed in, judged against the
+model's own envelope: how far an honest computation of *this* model at each precision lands from
+FP32. Fixed error bands cannot do it: a deep network accumulates rounding through its layers, so an
+honest fp16 conversion of EfficientNet-Lite0 lands at 0.0049 of the output scale, past a band that
+still tells fp16 from bf16 on a shallow model. So the envelope is measured on the model at hand,
+on the same samples: fp16 through a trusted implementation (onnxruntime's fp16 conversion of the
+artifact, run by the ``cpu`` backend), int8 through onnxruntime's QDQ conversion when a run is
+judged at int8 or a backend lands past bf16. The other levels follow from fp16's by their unit
+roundoff (tf32 keeps fp16's 11 significant bits; bf16 8, so 8 times fp16's error; fp32 24, so
+1/8192 of it), and the bound between two neighbouring levels sits at the geometric mean of their
+envelopes. A backend passes when its error is within the bound of the precision expected of it.
+Where no envelope can be measured (the fp16 conversion fails, or rounds nothing), fixed bands are
+used and the result says so. The model's weights do not matter (synthetic ones work).
 """
 from __future__ import annotations
 
-from typing import Any
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 
@@ -20,16 +34,61 @@ REFERENCE_BACKEND = "cpu"
 REFERENCE_LABEL = "cpu (onnxruntime fp32)"
 FIDELITY_SAMPLES = 32
 
-# Observed precision from the largest error relative to the output's scale (max |b - r| / max |r|
-# per sample). Rounding alone gives at most the format's unit roundoff u: fp32 6e-8, fp16 and tf32
-# 4.9e-4, bf16 3.9e-3, int8 about 1/254 of the range per tensor; a whole network accumulates a few
-# times that (fp32 1e-7..1e-6, fp16 ~1e-3, bf16 ~1e-2, int8 ~1e-1). Each bound sits between two
-# neighbouring levels, with room for a different summation order at the same precision.
+# Outputs this close to the reference (largest error / output scale) are FP32 whatever the model:
+# rounding to fp16 anywhere leaves at least ~1e-4 at the output, so no envelope is needed.
+FP32_FLOOR = 1e-5
+# Fixed bands, used only when the model's own envelope cannot be measured. Rounding alone gives at
+# most the format's unit roundoff u: fp32 6e-8, fp16 and tf32 4.9e-4, bf16 3.9e-3, int8 about
+# 1/254 of the range per tensor; a shallow network accumulates a few times that.
 PRECISION_BANDS = (("fp32", 1e-5), ("fp16", 1.5e-3), ("bf16", 2e-2), ("int8", 2e-1))
 BELOW_INT8 = "worse than int8"
-# How fine each declared precision is, for comparison with the observed band (higher: finer).
+BELOW_BF16 = "coarser than bf16"
+# How fine each declared precision is, for comparison with the observed level (higher: finer).
 _RANK = {"fp64": 5, "fp32": 4, "tf32": 3, "fp16": 3, "bf16": 2, "int8": 1, "fp8": 1,
-         BELOW_INT8: 0}
+         BELOW_BF16: 0, BELOW_INT8: 0}
+# Error relative to fp16's, from each format's unit roundoff (significant bits 24, 11, 11, 8).
+_FROM_FP16 = {"fp32": 2.0 ** -13, "tf32": 1.0, "fp16": 1.0, "bf16": 8.0}
+# A converted artifact, by precision: the trusted implementation of the model at that precision.
+Converter = Callable[[str], ModelArtifact]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Upper bounds of the error (of the output scale) of an honest computation, per level."""
+
+    bounds: dict[str, float]
+    method: str
+    measured: dict[str, float] = field(default_factory=dict)
+
+    def level(self, scaled_error: float) -> str:
+        """The finest level whose bound holds the error."""
+        for name, bound in self.bounds.items():
+            if scaled_error <= bound:
+                return name
+        return BELOW_INT8 if "int8" in self.bounds else BELOW_BF16
+
+    def bound(self, precision: str) -> float | None:
+        return self.bounds.get("fp16" if precision == "tf32" else precision)
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.method, "measured_error": dict(self.measured),
+                "bounds": dict(self.bounds)}
+
+
+FIXED = Envelope(dict(PRECISION_BANDS), "fixed bands")
+
+
+def model_envelope(fp16_error: float, int8_error: float | None, source: str) -> Envelope:
+    """Bounds from the model's own fp16 error (and int8 error, when measured)."""
+    env = {name: fp16_error * k for name, k in _FROM_FP16.items() if name != "tf32"}
+    bounds = {"fp32": math.sqrt(env["fp32"] * env["fp16"]),
+              "fp16": math.sqrt(env["fp16"] * env["bf16"]),
+              "bf16": math.sqrt(env["bf16"] * max(8 * env["bf16"], int8_error or 0.0))}
+    measured = {"fp16": fp16_error}
+    if int8_error is not None:
+        bounds["int8"] = max(bounds["bf16"], int8_error * math.sqrt(8))
+        measured["int8"] = int8_error
+    return Envelope(bounds, source, measured)
 
 
 def subset(population: int, seed: int, count: int = FIDELITY_SAMPLES) -> np.ndarray:
@@ -47,7 +106,7 @@ def run_in_batches(backend: Backend, inputs: np.ndarray, batch_size: int) -> np.
 
 
 def reference_outputs(artifact: ModelArtifact, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-    """Outputs of a fresh FP32 onnxruntime CPU session on the same artifact."""
+    """Outputs of a fresh onnxruntime CPU session on `artifact` (FP32 on an FP32 artifact)."""
     ref = backends.create(REFERENCE_BACKEND)
     try:
         ref.load(artifact)
@@ -56,29 +115,26 @@ def reference_outputs(artifact: ModelArtifact, inputs: np.ndarray, batch_size: i
         ref.close()
 
 
-def observed_precision(scaled_error: float) -> str:
-    for name, bound in PRECISION_BANDS:
-        if scaled_error <= bound:
-            return name
-    return BELOW_INT8
+def scaled_errors(outputs: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per sample: the largest absolute error over the largest absolute reference output."""
+    b, r = outputs.astype(np.float64), reference.astype(np.float64)
+    scale = np.maximum(np.abs(r).max(axis=1), np.finfo(np.float32).tiny)
+    return np.abs(b - r).max(axis=1) / scale
 
 
 def compare(outputs: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
     """Agreement figures of `outputs` against `reference`, both ``(n, d)``."""
     b = outputs.astype(np.float64)
     r = reference.astype(np.float64)
-    err = np.abs(b - r)
-    scale = np.maximum(np.abs(r).max(axis=1), np.finfo(np.float32).tiny)
-    scaled = err.max(axis=1) / scale
+    scaled = scaled_errors(outputs, reference)
     norms = np.linalg.norm(b, axis=1) * np.linalg.norm(r, axis=1)
     # Two all-zero outputs agree perfectly; one zero output against a non-zero one does not.
     cos = np.where(norms > 0, (b * r).sum(axis=1) / np.where(norms > 0, norms, 1.0),
                    np.where(np.abs(b).max(axis=1) == np.abs(r).max(axis=1), 1.0, 0.0))
     return {"samples": len(r),
             "top1_agreement": float((b.argmax(axis=1) == r.argmax(axis=1)).mean()),
-            "max_abs_error": float(err.max()), "max_rel_error": float(scaled.max()),
-            "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean()),
-            "observed_precision": observed_precision(float(scaled.max()))}
+            "max_abs_error": float(np.abs(b - r).max()), "max_rel_error": float(scaled.max()),
+            "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean())}
 
 
 def expected_precision(declared: str, artifact_precision: str = "fp32") -> str:
@@ -93,11 +149,47 @@ def expected_precision(declared: str, artifact_precision: str = "fp32") -> str:
     return word
 
 
-def judge(figures: dict[str, Any], backend_name: str, declared: str, is_reference: bool,
-          artifact_precision: str = "fp32") -> tuple[dict[str, Any], str | None]:
-    """The fidelity section (figures, declared precision, findings, verdict), and why the run
-    is invalid when the backend computes coarser than it declares (else None)."""
-    observed = figures["observed_precision"]
+def measure_envelope(error: float, expected: str, convert: Converter | None,
+                     inputs: np.ndarray, reference: np.ndarray, batch_size: int) -> Envelope:
+    """The model's own envelope, measured only as far as the judgement needs it."""
+    if error <= FP32_FLOOR:
+        return Envelope({"fp32": FP32_FLOOR}, f"not measured: within {FP32_FLOOR:g} of the "
+                        "FP32 reference's scale, which only an FP32 computation reaches")
+    if convert is None:
+        return FIXED
+    try:
+        fp16 = _trusted_error("fp16", convert, inputs, reference, batch_size)
+    except Exception as exc:  # a converter or session that cannot handle this model
+        return Envelope(FIXED.bounds, f"fixed bands: the model's fp16 envelope could not be "
+                        f"measured ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
+    if not (np.isfinite(fp16) and fp16 > 0):
+        return Envelope(FIXED.bounds, f"fixed bands: the model's fp16 conversion gave an error "
+                        f"of {fp16:g}, which bounds nothing")
+    source = ("model: fp16 measured through onnxruntime's fp16 conversion of this model on the "
+              "cpu backend, same samples; tf32 as fp16, bf16 8x, fp32 1/8192x; bounds at the "
+              "geometric mean of neighbouring levels")
+    int8 = None
+    if expected == "int8" or error > model_envelope(fp16, None, source).bounds["bf16"]:
+        try:
+            int8 = _trusted_error("int8", convert, inputs, reference, batch_size)
+            source += "; int8 measured through onnxruntime's QDQ conversion on the cpu backend"
+        except Exception as exc:
+            source += f"; int8 not measured ({type(exc).__name__})"
+    return model_envelope(fp16, int8, source)
+
+
+def _trusted_error(precision: str, convert: Converter, inputs: np.ndarray,
+                   reference: np.ndarray, batch_size: int) -> float:
+    outputs = reference_outputs(convert(precision), inputs, batch_size)
+    return float(scaled_errors(outputs, reference).max())
+
+
+def judge(figures: dict[str, Any], envelope: Envelope, backend_name: str, declared: str,
+          is_reference: bool, artifact_precision: str = "fp32"
+          ) -> tuple[dict[str, Any], str | None]:
+    """The fidelity section (figures, envelope, declared precision, findings, verdict), and why
+    the run is invalid when the backend computes coarser than it declares (else None)."""
+    observed = envelope.level(figures["max_rel_error"])
     findings: list[str] = []
     failure = None
     expected = expected_precision(declared, artifact_precision)
@@ -111,29 +203,37 @@ def judge(figures: dict[str, Any], backend_name: str, declared: str, is_referenc
         findings.append(f"declared precision {declared!r} has no known error level: not judged")
     elif _RANK[observed] < _RANK[expected]:
         model = "" if artifact_precision == "fp32" else f" and runs a {artifact_precision} model"
+        bound = envelope.bound(expected)
+        within = f", beyond {expected}'s bound of {bound:.2g} for this model" if bound else ""
         failure = (f"backend {backend_name} declares {expected}{model} but its outputs match "
                    f"{observed} (largest error {figures['max_rel_error']:.2g} of the output "
-                   "scale against the FP32 reference)")
+                   f"scale against the FP32 reference{within})")
         findings.append(failure)
     if figures["top1_agreement"] < 1.0:
         findings.append(f"top-1 differs from the reference on "
                         f"{1 - figures['top1_agreement']:.1%} of {figures['samples']} samples")
-    section = {"reference": REFERENCE_LABEL, **figures, "declared_precision": declared,
+    section = {"reference": REFERENCE_LABEL, **figures, "observed_precision": observed,
+               "envelope": envelope.describe(), "declared_precision": declared,
                "artifact_precision": artifact_precision, "expected_precision": expected,
                "passed": failure is None, "findings": findings}
     return section, failure
 
 
 def check(backend: Backend, artifact: ModelArtifact, inputs: np.ndarray, batch_size: int,
-          artifact_precision: str = "fp32") -> tuple[dict[str, Any], str | None]:
+          artifact_precision: str = "fp32", convert: Converter | None = None
+          ) -> tuple[dict[str, Any], str | None]:
     """Runs `inputs` through `backend` (which runs a model of `artifact_precision`) and the FP32
-    reference on `artifact`: the section and any failure (judge)."""
+    reference on `artifact`, measures the model's envelope through `convert` (the artifact
+    converted to a precision) where the judgement needs it, and judges (see judge)."""
     info = backend.info()
     batch = min(batch_size, info.max_batch_size or batch_size)
     outputs = run_in_batches(backend, inputs, batch)
     reference = reference_outputs(artifact, inputs, batch)
+    figures = compare(outputs, reference)
+    expected = expected_precision(info.precision, artifact_precision)
+    envelope = measure_envelope(figures["max_rel_error"], expected, convert, inputs, reference,
+                                batch)
     # Only the reference backend on the very model the reference runs checks determinism.
     is_reference = (type(backend) is backends.backend_class(REFERENCE_BACKEND)
                     and artifact_precision == "fp32")
-    return judge(compare(outputs, reference), info.name, info.precision, is_reference,
-                 artifact_precision)
+    return judge(figures, envelope, info.name, info.precision, is_reference, artifact_precision)

@@ -131,9 +131,13 @@ def fidelity_line(doc: dict[str, Any]) -> str:
     if not f:
         return doc.get("fidelity_note") or "not checked"
     verdict = "PASS" if f["passed"] else "FAIL"
+    env = f.get("envelope") or {}
+    bound = (env.get("bounds") or {}).get(f["expected_precision"])
+    within = (f"; {f['expected_precision']} bound {bound:.2g} ({env['method'].split(':')[0]})"
+              if bound is not None else "")
     return (f"{verdict}: computes like {f['observed_precision']} (declares "
             f"{f['declared_precision']}); top-1 agreement {f['top1_agreement']:.3f}, max error "
-            f"{f['max_rel_error']:.2g} of scale, cosine min {f['cosine_min']:.6f} "
+            f"{f['max_rel_error']:.2g} of scale{within}, cosine min {f['cosine_min']:.6f} "
             f"({f['samples']} samples)")
 
 
