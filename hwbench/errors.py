@@ -24,3 +24,12 @@ class ModelError(UsageError):
 
 class DatasetError(UsageError):
     """A reference set that is missing or malformed."""
+
+
+class PassStopped(HwbenchError):
+    """A pass of a run that cannot go on (a failed calibration): the run is written invalid with
+    these reasons, keeping what was measured."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hwbench.errors import UsageError
+from hwbench.identity import config_hash, power_total, repeat_group, setup_hash
 
 # Schema history:
 #   1 - first version.
@@ -113,7 +114,6 @@ _COLUMNS = ("run_id", "created_utc", "workload", "scenario", "backend", "mode", 
 
 
 def _row(run_dir: Path, result: dict[str, Any]) -> tuple:
-    from hwbench.analysis.runs import config_hash, power_total, repeat_group, setup_hash
     m = result.get("metrics") or {}
     lat = m.get("latency_ms") or {}
     acc = result.get("accuracy") or {}

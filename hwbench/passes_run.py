@@ -1,0 +1,184 @@
+"""The passes of one run, as a public interface: ``Run`` holds a run's state while it executes,
+and its methods are the load-generator passes (calibrate, accuracy, performance). The runner
+sequences them; find-peak (``hwbench.peak``) and the post-run checks (``hwbench.checks``) drive
+and read the same object.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from hwbench import backends, document, robustness, settings, system, workloads
+from hwbench.config import RunConfig, ScenarioSpec, load_scenario
+from hwbench.errors import PassStopped, UsageError
+from hwbench.loadgen import LoadGen, Scenario
+from hwbench.progress import Reporter
+from hwbench.results import new_run_id
+from hwbench.samples import SampleLibrary
+from hwbench.sut import Sut, make_sut
+from hwbench.telemetry.session import Session
+from hwbench.workers import Instances
+
+OFFLINE_SAMPLE_CAP = 16_000_000  # a calibrated Offline query never holds more samples
+# A calibration pass is short and machines are noisy: the Offline query is sized for this much more
+# than the calibrated throughput, so that a slightly faster performance pass still lasts long enough.
+OFFLINE_CALIBRATION_MARGIN = 1.25
+OFFLINE_RESIZES = 2
+
+
+class Run:
+    """One run while it executes: its configuration, the objects it drives, and what it has
+    measured so far.
+
+    Public state, read and filled by the passes here and by the steps that follow them
+    (``hwbench.peak``, ``hwbench.checks``, ``hwbench.runner``):
+
+    * ``cfg``, ``spec``, ``workload``, ``backend`` (the primary instance), ``instances``,
+      ``artifact`` (the model the backend runs; set once it is loaded), ``say`` (progress);
+    * ``doc``: the result document, filled section by section (see ``hwbench.document``);
+    * ``samples``: name -> columns of the .npz files written beside result.json;
+    * ``files``: name -> JSON documents written beside result.json;
+    * ``telemetry``: the sampler session of the performance pass, or None.
+
+    Passes (each one load-generator run through a fresh SUT): ``calibrate``, ``accuracy``,
+    ``performance`` (with ``resize_offline`` and ``sampled_pass``), ``server_qps``. A pass that
+    cannot go on raises ``PassStopped``; a backend fault raises what the backend raised. All are
+    called from the thread that runs the run; none is thread-safe.
+    """
+
+    def __init__(self, cfg: RunConfig, reporter: Reporter) -> None:
+        self.cfg = cfg
+        self.say = reporter
+        self.spec: ScenarioSpec = load_scenario(cfg.scenario, cfg.profile)
+        self.workload = workloads.create(cfg.workload, cfg.model, cfg.dataset, cfg.seed)
+        unscorable = cfg.robustness and robustness.missing_labels(self.workload)
+        if unscorable:
+            raise UsageError(unscorable)
+        self.instances = Instances(lambda: backends.create(cfg.backend, cfg.backend_options),
+                                   cfg.instances)
+        self.backend = self.instances.primary
+        self.lg = LoadGen()
+        self.library = SampleLibrary(self.workload)
+        self.doc = document.new_document(new_run_id(cfg.workload, cfg.scenario, cfg.backend),
+                                         cfg.to_dict(), system.describe())
+        self.samples: dict[str, dict] = {}
+        self.files: dict[str, Any] = {}  # JSON documents written beside result.json
+        self.internal_error = False
+        self.artifact: backends.ModelArtifact | None = None  # the model the backend runs
+        # Opened now, so that a power source the user asked for fails before anything loads.
+        sampled = cfg.mode != "accuracy" and cfg.telemetry_hz > 0
+        self.telemetry = Session(cfg) if sampled else None
+
+    # --- passes ------------------------------------------------------------------------------
+    def loadgen_pass(self, s, label: str, keep_outputs: bool = False) -> tuple[dict, Sut]:
+        sut = make_sut(self.instances, self.library, self.lg, self.cfg.batch_size,
+                       self.cfg.batch_timeout_us, keep_outputs)
+        try:
+            with self.say.watch(self.lg, label):
+                out = self.lg.run(sut, sut.library, s)
+        finally:
+            sut.close()
+        if sut.error is not None and not isinstance(sut.error, Exception):
+            raise sut.error  # KeyboardInterrupt or SystemExit raised inside the backend
+        if out["interrupted"]:
+            self.doc["interrupted"] = True
+        return out, sut
+
+    def calibrate(self) -> float:
+        """Samples per second of a short Offline pass, for settings the user did not give."""
+        base = settings.build(self.cfg, self.spec, self.workload)
+        base.scenario = Scenario.Offline
+        base.min_duration_s, base.warmup_s, base.warmup_queries = 0.0, 0.0, 2
+        base.max_query_count = 0
+        n = max(8, 2 * self.cfg.batch_size)
+        while True:
+            base.min_query_count = n
+            out, _ = self.loadgen_pass(base, "calibrating")
+            m = out["summary"]
+            if out["errors"] or self.doc["interrupted"]:
+                raise PassStopped(out["errors"] or ["interrupted while calibrating"])
+            if m.duration_s >= 0.5 or n >= (1 << 20):
+                break
+            n *= 8
+        qps = m.samples_per_second
+        self.say.info(f"calibrated: {qps:,.1f} samples/s at batch size {self.cfg.batch_size}")
+        return qps
+
+    def accuracy(self) -> None:
+        s = settings.build(self.cfg, self.spec, self.workload, accuracy=True)
+        out, sut = self.loadgen_pass(s, "accuracy", keep_outputs=True)
+        self.samples["samples_accuracy.npz"] = document.samples_columns(out["records"],
+                                                                        out["start_ns"])
+        self.doc["invalid_reasons"] += [f"accuracy pass: {e}" for e in out["errors"]]
+        why_not = self.workload.accuracy_unavailable()
+        if why_not or out["errors"]:
+            self.doc["accuracy_note"] = why_not or "the accuracy pass did not complete"
+            return
+        report = self.workload.score(sut.outputs)
+        full = {"metric": report.metric, "value": report.value, "reference": report.reference,
+                "target": report.target, "passed": report.passed, **report.details}
+        self.files["accuracy.json"] = full
+        # The result keeps the summary; bulky tables (a confusion matrix) live in accuracy.json.
+        self.doc["accuracy"] = {k: v for k, v in full.items() if k != "confusion"}
+        self.doc["validated"]["accuracy"] = report.passed
+        if not report.passed:
+            self.doc["invalid_reasons"].append(
+                f"accuracy {report.metric} {report.value:.4f} is below the target {report.target:.4f}")
+
+    def performance(self, target_qps: float = 1.0) -> dict:
+        expected = self.cfg.expected_qps or 1.0
+        calibrated = self.spec.loadgen_scenario == "Offline" and self.cfg.expected_qps is None
+        if calibrated:
+            expected = OFFLINE_CALIBRATION_MARGIN * self.calibrate()
+        s = settings.build(self.cfg, self.spec, self.workload, target_qps=target_qps,
+                           expected_qps=expected)
+        if calibrated and not s.max_query_count:
+            s.max_query_count = OFFLINE_SAMPLE_CAP  # the load generator caps the query's size
+        out = self.sampled_pass(s)
+        if calibrated:
+            out = self.resize_offline(s, out)
+        self.doc["settings"]["loadgen"] = settings.to_dict(s)
+        shortfalls = settings.mlperf_shortfalls(s, self.spec, self.workload)
+        self.doc["settings"]["meets_mlperf_minimums"] = not shortfalls
+        self.doc["settings"]["mlperf_shortfalls"] = shortfalls
+        m = out["summary"]
+        self.doc["metrics"] = document.metrics(m)
+        self.doc["validated"]["performance"] = bool(m.valid)
+        self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"])
+        if self.telemetry is not None:
+            self.doc["power"], self.doc["telemetry"], self.samples["telemetry.npz"] = \
+                self.telemetry.results(out["start_ns"], self.doc["metrics"])
+        return out
+
+    def resize_offline(self, s, out: dict) -> dict:
+        """A calibration pass can run before caches, JIT compilers or thread pools are warm; when
+        the calibrated Offline query then ends before the minimum duration, it is sized again
+        from the rate the performance pass itself measured (at most OFFLINE_RESIZES times)."""
+        for attempt in range(OFFLINE_RESIZES):
+            m = out["summary"]
+            if (m.meets_min_duration or out["errors"] or self.doc["interrupted"]
+                    or m.samples_per_second <= 0):
+                break
+            s.offline_expected_qps = OFFLINE_CALIBRATION_MARGIN * m.samples_per_second
+            self.doc["settings"]["offline_resized"] = attempt + 1
+            self.say.info(f"the Offline query ended after {m.duration_s:.2f} s: sizing it again "
+                          f"for {m.samples_per_second:,.1f} samples/s")
+            out = self.sampled_pass(s)
+        return out
+
+    def sampled_pass(self, s) -> dict:
+        """The performance pass, with the telemetry sampler running beside it."""
+        if self.telemetry is None:
+            return self.loadgen_pass(s, "performance")[0]
+        self.telemetry.start()
+        try:
+            return self.loadgen_pass(s, "performance")[0]
+        finally:
+            self.telemetry.stop()
+
+    def server_qps(self) -> float:
+        if self.cfg.target_qps is not None:
+            return self.cfg.target_qps
+        qps = 0.5 * self.calibrate()
+        self.say.info(f"no --target-qps given: using half the calibrated throughput, {qps:,.1f}")
+        self.doc["settings"]["target_qps_calibrated"] = qps
+        return qps
