@@ -74,7 +74,7 @@ class ModelArtifact:
     sample_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     dtype: str = "float32"  # of the input and output tensors
-    precision: str = "fp32"  # that the graph carries (hwbench.precision converts it)
+    precision: str = "fp32"  # that the graph carries (hwbench.passes.precision converts it)
 
 
 @dataclass(frozen=True)

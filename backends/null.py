@@ -11,7 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, Option
-from hwbench.loadgen import spin_for_ns
+from hwbench.harness.loadgen import spin_for_ns
 
 
 class NullBackend(Backend):

@@ -17,9 +17,9 @@ from hwbench.errors import HwbenchError, UsageError  # noqa: E402
 # generator is ``hwbench._loadgen``, so every layer that reaches it imports this package. Its own
 # imports therefore stay on the floor, and the two entry points into upper layers below import
 # their modules by name, when called (tests/test_layers.py resolves them and checks their layer).
-_RUNNER = "hwbench.runner"
-_PROGRESS = "hwbench.progress"
-_STORE = "hwbench.results"
+_RUNNER = "hwbench.passes.runner"
+_PROGRESS = "hwbench.harness.progress"
+_STORE = "hwbench.results.store"
 
 
 def run(config: RunConfig, progress: bool = False):

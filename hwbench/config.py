@@ -14,7 +14,7 @@ from hwbench.errors import UsageError
 SCENARIOS = ("single-stream", "multi-stream", "server", "offline")
 MODES = ("performance", "accuracy", "both", "find-peak")
 PROFILES = ("quick", "mlperf")
-PRECISIONS = ("fp32", "fp16", "int8")  # of the artifact every backend runs (hwbench.precision)
+PRECISIONS = ("fp32", "fp16", "int8")  # of the artifact every backend runs (hwbench.passes.precision)
 MAX_TELEMETRY_HZ = 1000.0
 PTD_SOURCE = "ptdaemon"  # the power source that --ptd points at
 

@@ -11,7 +11,7 @@ from cli_helpers import FAST, register_backend, run_json
 from hwbench import backends
 from hwbench.backends import Backend, BackendInfo
 from hwbench.backends.cpu import CpuBackend
-from hwbench.fidelity import check, compare, observed_precision, subset
+from hwbench.quality.fidelity import check, compare, observed_precision, subset
 from hwbench.workloads.digits import Digits
 from hwbench.workloads.tiny import Tiny
 
@@ -144,7 +144,7 @@ def test_cli_cpu_run_records_fidelity(capsys, out_dir):
 
 
 def test_expected_precision_reads_the_first_word_and_the_models_precision():
-    from hwbench.fidelity import expected_precision
+    from hwbench.quality.fidelity import expected_precision
 
     assert expected_precision("fp32") == "fp32"
     assert expected_precision("fp16 (fp32 where onnxruntime's CPU provider has no fp16 kernel)",

@@ -10,7 +10,7 @@ import pytest
 from analysis_helpers import derive, make_run, module_env
 from cli_helpers import cli
 from hwbench.analysis import history
-from hwbench.results import INDEX_NAME, list_runs
+from hwbench.results.store import INDEX_NAME, list_runs
 
 TINY = ["--workload", "tiny", "--scenario", "offline", "--backend", "null",
         "--backend-opt", "service_time_us=200"]

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from cli_helpers import FAST, cli, run_json
-from hwbench import robustness
+from hwbench.quality import robustness
 from hwbench.workloads import create, image_cache, imagenet
 
 cv2 = pytest.importorskip("cv2")  # the 'test' extra installs opencv-python-headless

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from hwbench import loadgen as lgm
+from hwbench.harness import loadgen as lgm
 
 
 class Library:
@@ -290,7 +290,7 @@ def test_offline_query_is_sized_again_when_calibration_underestimates(capsys, tm
     query then ends long before the minimum duration, so the runner sizes it again from the rate
     the performance pass measured, and the run is valid."""
     from cli_helpers import run_json
-    from hwbench.passes_run import Run
+    from hwbench.passes.run import Run
 
     monkeypatch.setattr(Run, "calibrate", lambda self: 50.0)
     code, doc = run_json(capsys, tmp_path / "runs", "--workload", "tiny", "--backend", "null",

@@ -10,11 +10,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
-from hwbench.analysis import stats
 from hwbench.analysis.export import Table
 from hwbench.analysis.runs import RunRecord
 from hwbench.errors import UsageError
-from hwbench.identity import comparability_key
+from hwbench.results import spread as stats
+from hwbench.results.identity import comparability_key
 from hwbench.tables import format_value
 
 HEADERS = ("system / backend", "runs", "samples/s", "p90 ms", "p99 ms", "accuracy", "W",

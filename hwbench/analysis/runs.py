@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwbench.identity import (config_hash, later_settings, not_default, power_total,
+from hwbench.results.identity import (config_hash, later_settings, not_default, power_total,
                               repeat_group, run_config)
-from hwbench.results import load_result
+from hwbench.results.store import load_result
 
 
 @dataclass(frozen=True)

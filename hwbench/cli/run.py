@@ -9,9 +9,9 @@ from hwbench import backends, telemetry, workloads
 from hwbench.cli import repeat as repeat_cmd
 from hwbench.config import (MODES, PRECISIONS, PROFILES, SCENARIOS, RunConfig,
                             parse_backend_options, parse_host_port)
-from hwbench.progress import Reporter
-from hwbench.runner import execute
-from hwbench.summary import summary_table
+from hwbench.harness.progress import Reporter
+from hwbench.passes.runner import execute
+from hwbench.results.summary import summary_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ class SampleLibrary:
     """Loads samples from a workload into one contiguous array; gathers batches from it.
 
     ``load``/``unload`` are called on the load generator's issue thread outside timed phases;
-    ``gather`` on the thread that issues (see hwbench.loadgen's contract).
+    ``gather`` on the thread that issues (see hwbench.harness.loadgen's contract).
     """
 
     def __init__(self, workload: Workload) -> None:

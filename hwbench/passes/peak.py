@@ -5,7 +5,7 @@ result keeps the best valid step's metrics, power, telemetry and timelines, and 
 """
 from __future__ import annotations
 
-from hwbench.passes_run import Run
+from hwbench.passes.run import Run
 
 FLOOR_RATIO = 8  # halving stops this far below the starting QPS
 RESOLUTION = 0.02  # bisection stops when the valid and invalid targets are this close

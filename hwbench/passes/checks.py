@@ -7,11 +7,11 @@ and keeps everything measured before it.
 """
 from __future__ import annotations
 
-from hwbench import fidelity as _fidelity
-from hwbench import robustness as _robustness
-from hwbench import settings
+from hwbench.harness import settings
+from hwbench.quality import fidelity as _fidelity
+from hwbench.quality import robustness as _robustness
 
-from hwbench.passes_run import Run
+from hwbench.passes.run import Run
 
 
 def fidelity(run: Run) -> None:

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from hwbench import backends, checks, peak, precision
+from hwbench import backends
+from hwbench.passes import checks, peak, precision
 from hwbench.config import RunConfig
 from hwbench.errors import HwbenchError, PassStopped, UsageError
-from hwbench.passes_run import Run
-from hwbench.progress import Reporter
-from hwbench.results import default_output_root, write_run
-from hwbench.summary import summary_text
+from hwbench.passes.run import Run
+from hwbench.harness.progress import Reporter
+from hwbench.results.store import default_output_root, write_run
+from hwbench.results.summary import summary_text
 from hwbench.telemetry.power import requested_failures
 
 EXIT_VALID, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

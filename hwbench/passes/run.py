@@ -1,22 +1,26 @@
 """The passes of one run, as a public interface: ``Run`` holds a run's state while it executes,
 and its methods are the load-generator passes (calibrate, accuracy, performance). The runner
-sequences them; find-peak (``hwbench.peak``) and the post-run checks (``hwbench.checks``) drive
+sequences them; find-peak (``hwbench.passes.peak``) and the post-run checks (``hwbench.passes.checks``) drive
 and read the same object.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from hwbench import backends, document, robustness, settings, system, workloads
+from hwbench import backends, workloads
+from hwbench.harness import settings
+from hwbench.quality import robustness
+from hwbench.results import document
+from hwbench.telemetry import machine as system
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import PassStopped, UsageError
-from hwbench.loadgen import LoadGen, Scenario
-from hwbench.progress import Reporter
-from hwbench.results import new_run_id
-from hwbench.samples import SampleLibrary
-from hwbench.sut import Sut, make_sut
+from hwbench.harness.loadgen import LoadGen, Scenario
+from hwbench.harness.progress import Reporter
+from hwbench.results.store import new_run_id
+from hwbench.harness.samples import SampleLibrary
+from hwbench.harness.sut import Sut, make_sut
 from hwbench.telemetry.session import Session
-from hwbench.workers import Instances
+from hwbench.harness.workers import Instances
 
 OFFLINE_SAMPLE_CAP = 16_000_000  # a calibrated Offline query never holds more samples
 # A calibration pass is short and machines are noisy: the Offline query is sized for this much more
@@ -30,11 +34,11 @@ class Run:
     measured so far.
 
     Public state, read and filled by the passes here and by the steps that follow them
-    (``hwbench.peak``, ``hwbench.checks``, ``hwbench.runner``):
+    (``hwbench.passes.peak``, ``hwbench.passes.checks``, ``hwbench.passes.runner``):
 
     * ``cfg``, ``spec``, ``workload``, ``backend`` (the primary instance), ``instances``,
       ``artifact`` (the model the backend runs; set once it is loaded), ``say`` (progress);
-    * ``doc``: the result document, filled section by section (see ``hwbench.document``);
+    * ``doc``: the result document, filled section by section (see ``hwbench.results.document``);
     * ``samples``: name -> columns of the .npz files written beside result.json;
     * ``files``: name -> JSON documents written beside result.json;
     * ``telemetry``: the sampler session of the performance pass, or None.

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from hwbench.errors import UsageError
-from hwbench.identity import config_hash, power_total, repeat_group, setup_hash
+from hwbench.results.identity import config_hash, power_total, repeat_group, setup_hash
 
 # Schema history:
 #   1 - first version.
