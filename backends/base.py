@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from hwbench.artifacts import ModelArtifact
 from hwbench.errors import UsageError
 
 
@@ -61,20 +61,6 @@ class Availability:
     install: str = ""
     devices: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ModelArtifact:
-    """A model file and what a backend needs to feed it."""
-
-    path: Path
-    sha256: str
-    input_name: str
-    output_name: str
-    sample_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    dtype: str = "float32"  # of the input and output tensors
-    precision: str = "fp32"  # that the graph carries (hwbench.passes.precision converts it)
 
 
 @dataclass(frozen=True)

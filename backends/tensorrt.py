@@ -20,10 +20,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hwbench.artifacts import cache_dir
 from hwbench.backends import cudart
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, Option
 from hwbench.errors import BackendUnavailable, HwbenchError, ModelError
-from hwbench.workloads.base import cache_dir
 
 INSTALL = ("install it with: pip install 'hwbench[tensorrt]' (NVIDIA's tensorrt wheels and "
            "cuda-python; needs an NVIDIA GPU and driver)")

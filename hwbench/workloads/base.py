@@ -4,7 +4,6 @@ Shared code never asks which workload runs; it asks the workload.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -15,22 +14,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import onnx
 
-from hwbench.backends.base import ModelArtifact
+from hwbench.artifacts import ModelArtifact, cache_dir, sha256_of
 from hwbench.errors import ModelError
-
-
-def cache_dir() -> Path:
-    """Where generated artifacts are kept: $HWBENCH_CACHE, else ~/.cache/hwbench."""
-    root = os.environ.get("HWBENCH_CACHE") or Path.home() / ".cache" / "hwbench"
-    return Path(root)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
