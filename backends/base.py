@@ -5,8 +5,11 @@ samples into a batch of outputs. It never reads a clock, counts samples or decid
 load generator does all of that around it.
 
 Threading contract: ``load`` and ``close`` are called once, on the thread that runs hwbench.
-``run`` is called on the load generator's issue thread, one call at a time, unless the backend's
-``info().thread_safe`` is true.
+``run`` is called on the load generator's issue thread when one worker computes without a batch
+timeout, and otherwise on the harness's worker threads (``--instances N``,
+``--batch-timeout-us``): one instance per worker, each called one call
+at a time, unless the backend's ``info().thread_safe`` is true, when the N workers share one
+instance and call ``run`` concurrently.
 """
 from __future__ import annotations
 
