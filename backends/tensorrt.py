@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from typing import Any, ClassVar
 
 import numpy as np
 
 from hwbench.artifacts import cache_dir
+from hwbench.atomic import write_atomically
 from hwbench.backends import cudart
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, Option
 from hwbench.errors import BackendUnavailable, HwbenchError, ModelError
@@ -77,10 +77,8 @@ class TensorRtBackend(Backend):
         key = engine_key(model.sha256, trt.__version__, self._gpu, self._cc, self._build_options())
         path = cache_dir() / "engines" / f"{key}.engine"
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(self._build(trt, model))
-            os.replace(tmp, path)
+            engine = self._build(trt, model)
+            write_atomically(path, lambda tmp: tmp.write_bytes(engine))
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._engine = trt.Runtime(self._logger).deserialize_cuda_engine(path.read_bytes())
         if self._engine is None:

@@ -4,8 +4,6 @@ Shared code never asks which workload runs; it asks the workload.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +13,7 @@ import numpy as np
 import onnx
 
 from hwbench.artifacts import ModelArtifact, cache_dir, sha256_of
+from hwbench.atomic import write_atomically
 from hwbench.errors import ModelError
 
 
@@ -179,12 +178,4 @@ def synthetic_samples(seed: int, indices: np.ndarray, shape: tuple[int, ...]) ->
 
 
 def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda tmp: onnx.save(model, str(tmp)))
