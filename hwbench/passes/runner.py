@@ -16,7 +16,7 @@ from hwbench.config import RunConfig
 from hwbench.errors import HwbenchError, PassStopped, UsageError
 from hwbench.passes.run import Run
 from hwbench.harness.progress import Reporter
-from hwbench.results.store import default_output_root, write_run
+from hwbench.results.store import output_root, write_run
 from hwbench.results.summary import summary_text
 from hwbench.telemetry.power import requested_failures
 
@@ -39,6 +39,7 @@ def execute(cfg: RunConfig, reporter: Reporter,
     `annotate`, when given, may add to the finished document just before it is written (a
     ``--repeat`` series records its group and spread this way).
     """
+    root = output_root(cfg.output)
     run = Run(cfg, reporter)
     try:
         source = run.workload.artifact(progress=reporter.info)
@@ -75,7 +76,7 @@ def execute(cfg: RunConfig, reporter: Reporter,
         run.doc["backend_info"]["device_compute_ms"] = _spread(run.instances.device_compute_ms())
         run.instances.close()
         _close_telemetry(run)
-    return _finish(run, annotate)
+    return _finish(run, root, annotate)
 
 
 def _passes(run: Run) -> None:
@@ -100,7 +101,8 @@ def _close_telemetry(run: Run) -> None:
         run.telemetry.close()
 
 
-def _finish(run: Run, annotate: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+def _finish(run: Run, root: Path,
+            annotate: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
     doc = run.doc
     doc["invalid_reasons"] += requested_failures(doc["power"])
     v = doc["validated"]
@@ -113,7 +115,6 @@ def _finish(run: Run, annotate: Callable[[dict[str, Any]], None] | None = None) 
     checks.explain_missing(run)
     if annotate is not None:
         annotate(doc)
-    root = Path(run.cfg.output) if run.cfg.output else default_output_root()
     run_dir = write_run(root, doc, summary_text(doc), run.samples, run.files)
     if doc["interrupted"]:
         code = EXIT_INTERRUPTED

@@ -39,6 +39,15 @@ def default_output_root() -> Path:
     return here / "hwbench-results"
 
 
+def output_root(output: str | None) -> Path:
+    """Where run directories go: ``--output``, else the default. A file there is a usage error,
+    found before anything is measured."""
+    root = Path(output) if output else default_output_root()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--output {root} is a file: give a folder to hold the run directories")
+    return root
+
+
 def new_run_id(workload: str, scenario: str, backend: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return f"{stamp}-{workload}-{scenario}-{backend}-{secrets.token_hex(3)}"

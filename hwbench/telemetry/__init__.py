@@ -6,7 +6,8 @@ readings into the `power` and `telemetry` sections of result.json and a timeline
 """
 from __future__ import annotations
 
-from hwbench.telemetry.base import Source, SourceUnavailable
+from hwbench.errors import SourceUnavailable
+from hwbench.telemetry.base import Source
 from hwbench.telemetry.registry import names, source_class, system_source_class
 
 # The session (hwbench.telemetry.session) needs the compiled load generator's clock: import it

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwbench.telemetry.base import Channel, Layout, Source, SourceUnavailable
+from hwbench.errors import SourceUnavailable
+from hwbench.telemetry.base import Channel, Layout, Source
 
 DEFAULT_ROOT = "/sys/bus/i2c/drivers"
 INPUT_RAIL = "VDD_IN"

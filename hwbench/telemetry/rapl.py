@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwbench.telemetry.base import Channel, Layout, Source, SourceUnavailable
+from hwbench.errors import SourceUnavailable
+from hwbench.telemetry.base import Channel, Layout, Source
 
 DEFAULT_ROOT = "/sys/class/powercap"
 # Zone names and what they measure; core/uncore lie inside the package and are not read.

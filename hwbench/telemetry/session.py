@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from hwbench.config import RunConfig
-from hwbench.errors import UsageError
+from hwbench.errors import SourceUnavailable, UsageError
 from hwbench.telemetry import power, registry, stats
-from hwbench.telemetry.base import Source, SourceUnavailable
+from hwbench.telemetry.base import Source
 from hwbench.telemetry.sampler import Sampler, Track
 
 
