@@ -8,11 +8,13 @@ import hashlib
 import json
 from typing import Any
 
+from hwbench.config import default
+
 
 # Run settings added after results were first hashed, with the value a result written before them
 # ran with. A setting at its default is left out of the digests, so a run written before the
 # setting existed and one written after, with the same configuration, keep the same hashes.
-LATER_DEFAULTS = {"precision": "fp32", "instances": 1, "batch_timeout_us": 0.0}
+LATER_DEFAULTS = {k: default(k) for k in ("precision", "instances", "batch_timeout_us")}
 
 
 def run_config(doc: dict[str, Any]) -> dict[str, Any]:
