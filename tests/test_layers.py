@@ -29,7 +29,8 @@ MAX_TOP_MODULES = 8
 
 
 def stage(tmp: Path) -> Path:
-    """hwbench's Python files laid out as installed (pyproject's wheel.packages), and the contract."""
+    """hwbench's Python files laid out as installed (pyproject's wheel.packages), and the
+    contract."""
     dest = tmp / "stage"
     for pkg, src in PYPROJECT["tool"]["scikit-build"]["wheel"]["packages"].items():
         for f in (ROOT / src).rglob("*.py"):
@@ -164,7 +165,8 @@ def test_no_cycle_between_folders(imports):
         return ".".join(m.split(".")[:2])
     edges: dict[str, set[str]] = {}
     for m, targets in imports.items():
-        edges.setdefault(folder(m), set()).update(folder(t) for t in targets if folder(t) != folder(m))
+        edges.setdefault(folder(m), set()).update(
+            folder(t) for t in targets if folder(t) != folder(m))
     assert _cycles(edges) == []
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from hwbench.config import RunConfig
 from hwbench.harness.progress import Reporter
-from hwbench.passes.runner import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_VALID, Outcome, execute
+from hwbench.passes.runner import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_VALID,
+                                   Outcome, execute)
 from hwbench.results import spread as stats
 
 # Which exit status a series gets: the most serious among its runs.

@@ -1,26 +1,26 @@
 """The passes of one run, as a public interface: ``Run`` holds a run's state while it executes,
 and its methods are the load-generator passes (calibrate, accuracy, performance). The runner
-sequences them; find-peak (``hwbench.passes.peak``) and the post-run checks (``hwbench.passes.checks``) drive
-and read the same object.
+sequences them; find-peak (``hwbench.passes.peak``) and the post-run checks
+(``hwbench.passes.checks``) drive and read the same object.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from hwbench import backends, workloads
-from hwbench.harness import settings
-from hwbench.quality import robustness
-from hwbench.results import document
-from hwbench.telemetry import machine as system
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import PassStopped, UsageError
+from hwbench.harness import settings
 from hwbench.harness.loadgen import LoadGen, Scenario
 from hwbench.harness.progress import Reporter
-from hwbench.results.store import new_run_id
 from hwbench.harness.samples import SampleLibrary
 from hwbench.harness.sut import Sut, make_sut
-from hwbench.telemetry.session import Session
 from hwbench.harness.workers import Instances
+from hwbench.quality import robustness
+from hwbench.results import document
+from hwbench.results.store import new_run_id
+from hwbench.telemetry import machine as system
+from hwbench.telemetry.session import Session
 
 OFFLINE_SAMPLE_CAP = 16_000_000  # a calibrated Offline query never holds more samples
 # A calibration pass is short and machines are noisy: the Offline query is sized for this much more

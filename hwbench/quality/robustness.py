@@ -1,8 +1,9 @@
 """Robustness: the reference set re-scored under camera corruptions, five severities each.
 
-Reference images (``Workload.raw_images``) are corrupted (hwbench.quality.corruptions), preprocessed as
-the workload does (``preprocess_images``) and computed by the backend in batches. This pass is
-about correctness, so nothing is timed. Accuracy is top-1 against the workload's labels.
+Reference images (``Workload.raw_images``) are corrupted (hwbench.quality.corruptions),
+preprocessed as the workload does (``preprocess_images``) and computed by the backend in
+batches. This pass is about correctness, so nothing is timed. Accuracy is top-1 against the
+workload's labels.
 """
 from __future__ import annotations
 

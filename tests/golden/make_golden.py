@@ -7,7 +7,8 @@ result.json and the field names of summary.txt. Values are not recorded: only th
 
 Key paths: ``a.b.c``; the elements of a list of objects are ``a[]`` (their keys merged); a list of
 scalars is its own path. Subtrees under ``OPAQUE`` are recorded but not descended into: their keys
-are data that depend on the machine (installed packages, GPUs, power meters), not schema. Paths under ``OPTIONAL`` appear or not with timing, and are left out.
+are data that depend on the machine (installed packages, GPUs, power meters), not schema. Paths
+under ``OPTIONAL`` appear or not with timing, and are left out.
 
 Regenerate (only on purpose, when the schema changes; the test then fails until you do)::
 
