@@ -5,18 +5,23 @@ samples into a batch of outputs. It never reads a clock, counts samples or decid
 load generator does all of that around it.
 
 Threading contract: ``load`` and ``close`` are called once, on the thread that runs hwbench.
-``run`` is called on the load generator's issue thread, one call at a time, unless the backend's
-``info().thread_safe`` is true.
+``run`` is called on the load generator's issue thread when one worker computes without a batch
+timeout, and otherwise on the harness's worker threads (``--instances N``,
+``--batch-timeout-us``): one instance per worker, each called one call
+at a time, unless the backend's ``info().thread_safe`` is true, when the N workers share one
+instance and call ``run`` concurrently.
 """
 from __future__ import annotations
 
+import dataclasses
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from hwbench.artifacts import ModelArtifact
 from hwbench.errors import UsageError
 
 
@@ -52,6 +57,27 @@ class Option:
         return value
 
 
+def option(default: Any, help: str, *, choices: tuple[Any, ...] = (),
+           minimum: float | None = None) -> Any:
+    """One field of a backend's ``Options`` dataclass: its default, one line of help for
+    ``hwbench list``, and the values it may take."""
+    return field(default=default, metadata={"help": help, "choices": tuple(choices),
+                                            "minimum": minimum})
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a backend that has none."""
+
+
+def _declared(options_class: type) -> tuple[Option, ...]:
+    """The Option parser of each field of an ``Options`` dataclass, in declaration order."""
+    kinds = typing.get_type_hints(options_class)
+    return tuple(Option(f.name, kinds[f.name], f.default, f.metadata.get("help", ""),
+                        f.metadata.get("choices", ()), f.metadata.get("minimum"))
+                 for f in dataclasses.fields(options_class))
+
+
 @dataclass(frozen=True)
 class Availability:
     """Whether a backend can run here, and if not, why and how to install what it needs."""
@@ -61,20 +87,6 @@ class Availability:
     install: str = ""
     devices: tuple[str, ...] = ()
     precisions: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ModelArtifact:
-    """A model file and what a backend needs to feed it."""
-
-    path: Path
-    sha256: str
-    input_name: str
-    output_name: str
-    sample_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    dtype: str = "float32"  # of the input and output tensors
-    precision: str = "fp32"  # that the graph carries (hwbench.precision converts it)
 
 
 @dataclass(frozen=True)
@@ -96,26 +108,39 @@ class BackendInfo:
 
 
 class Backend(ABC):
-    """Base class of every backend. Subclasses set ``name``, ``description`` and ``options``."""
+    """Base class of every backend. Subclasses set ``name``, ``description`` and, when they take
+    options, ``Options``: a frozen dataclass whose fields are declared with ``option()``.
+    ``options`` (the parsers ``hwbench list`` shows) is derived from it."""
 
     name: ClassVar[str]
     description: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
     options: ClassVar[tuple[Option, ...]] = ()
 
-    def __init__(self, options: dict[str, Any]) -> None:
-        self.opts = options
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Options" in cls.__dict__:
+            cls.options = _declared(cls.Options)
+
+    def __init__(self, options: Any) -> None:
+        self.opts = options  # an instance of Options, validated by parse_options
 
     @classmethod
-    def parse_options(cls, pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-        """Validates ``(name, text)`` pairs into typed values, with defaults for the rest."""
+    def parse_options(cls, pairs: tuple[tuple[str, str], ...]) -> Any:
+        """Validates ``(name, text)`` pairs, once, into an ``Options`` instance; fields not given
+        keep their defaults."""
         known = {o.name: o for o in cls.options}
-        values = {o.name: o.default for o in cls.options}
+        values: dict[str, Any] = {}
         for key, text in pairs:
             if key not in known:
                 valid = ", ".join(known) or "none"
                 raise UsageError(f"backend {cls.name}: unknown option {key!r} (valid: {valid})")
             values[key] = known[key].parse(cls.name, text)
-        return values
+        return cls.Options(**values)
+
+    def option_values(self) -> dict[str, Any]:
+        """The options as plain values, in declaration order (``info().options``)."""
+        return dataclasses.asdict(self.opts)
 
     @classmethod
     @abstractmethod

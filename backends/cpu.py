@@ -1,11 +1,12 @@
 """The ``cpu`` backend: onnxruntime's CPU execution provider, the FP32 reference of every run."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, Option
+from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 from hwbench.errors import ModelError
 
 _LEVELS = ("disable", "basic", "extended", "all")
@@ -14,11 +15,12 @@ _LEVELS = ("disable", "basic", "extended", "all")
 class CpuBackend(Backend):
     name: ClassVar[str] = "cpu"
     description: ClassVar[str] = "onnxruntime, CPU execution provider"
-    options: ClassVar[tuple[Option, ...]] = (
-        Option("threads", int, 0, "intra-op threads (0: onnxruntime's default)", minimum=0),
-        Option("inter_threads", int, 0, "inter-op threads (0: onnxruntime's default)", minimum=0),
-        Option("graph_optimization", str, "all", "graph optimisation level", choices=_LEVELS),
-    )
+
+    @dataclass(frozen=True)
+    class Options:
+        threads: int = option(0, "intra-op threads (0: onnxruntime's default)", minimum=0)
+        inter_threads: int = option(0, "inter-op threads (0: onnxruntime's default)", minimum=0)
+        graph_optimization: str = option("all", "graph optimisation level", choices=_LEVELS)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -36,13 +38,13 @@ class CpuBackend(Backend):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
-        so.intra_op_num_threads = self.opts["threads"]
-        so.inter_op_num_threads = self.opts["inter_threads"]
+        so.intra_op_num_threads = self.opts.threads
+        so.inter_op_num_threads = self.opts.inter_threads
         level = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
                  "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
                  "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
                  "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-        so.graph_optimization_level = level[self.opts["graph_optimization"]]
+        so.graph_optimization_level = level[self.opts.graph_optimization]
         try:
             self._session = ort.InferenceSession(str(model.path), so,
                                                  providers=["CPUExecutionProvider"])
@@ -60,7 +62,7 @@ class CpuBackend(Backend):
     def info(self) -> BackendInfo:
         import onnxruntime as ort
 
-        opts: dict[str, Any] = dict(self.opts)
+        opts: dict[str, Any] = self.option_values()
         # InferenceSession.run is thread-safe: workers share one session.
         return BackendInfo(self.name, device="cpu", precision=self._precision, thread_safe=True,
                            versions={"onnxruntime": ort.__version__}, options=opts)

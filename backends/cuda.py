@@ -13,24 +13,25 @@ options and the reasons it is unusable are tested.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from hwbench.backends import cudart
-from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, Option
+from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 from hwbench.errors import BackendUnavailable, HwbenchError, ModelError
 
 INSTALL = ("install it with: pip install 'hwbench[gpu]' (onnxruntime-gpu, which replaces "
            "onnxruntime, and cuda-python; needs an NVIDIA GPU and driver)")
 
 
-def provider_options(opts: dict[str, Any], stream: int | None = None) -> dict[str, str]:
+def provider_options(opts: CudaBackend.Options, stream: int | None = None) -> dict[str, str]:
     """The CUDA execution provider's options for these backend options (all strings)."""
-    out = {"device_id": str(opts["device_id"]),
-           "cudnn_conv_algo_search": opts["conv_algo"].upper(),
-           "use_tf32": "1" if opts["tf32"] else "0",
-           "enable_cuda_graph": "1" if opts["cuda_graph"] else "0"}
+    out = {"device_id": str(opts.device_id),
+           "cudnn_conv_algo_search": opts.conv_algo.upper(),
+           "use_tf32": "1" if opts.tf32 else "0",
+           "enable_cuda_graph": "1" if opts.cuda_graph else "0"}
     if stream is not None:
         out.update(has_user_compute_stream="1", user_compute_stream=str(stream))
     return out
@@ -54,13 +55,14 @@ class _Buffers:
 class CudaBackend(Backend):
     name: ClassVar[str] = "cuda"
     description: ClassVar[str] = "onnxruntime, CUDA execution provider (NVIDIA GPU)"
-    options: ClassVar[tuple[Option, ...]] = (
-        Option("device_id", int, 0, "CUDA device index", minimum=0),
-        Option("cuda_graph", bool, False, "capture a CUDA graph per batch size"),
-        Option("tf32", bool, False, "allow TF32 for fp32 convolutions and matmuls (Ampere+)"),
-        Option("conv_algo", str, "exhaustive", "cuDNN convolution algorithm search",
-               choices=("exhaustive", "heuristic", "default")),
-    )
+
+    @dataclass(frozen=True)
+    class Options:
+        device_id: int = option(0, "CUDA device index", minimum=0)
+        cuda_graph: bool = option(False, "capture a CUDA graph per batch size")
+        tf32: bool = option(False, "allow TF32 for fp32 convolutions and matmuls (Ampere+)")
+        conv_algo: str = option("exhaustive", "cuDNN convolution algorithm search",
+                                choices=("exhaustive", "heuristic", "default"))
 
     @classmethod
     def availability(cls) -> Availability:
@@ -94,13 +96,13 @@ class CudaBackend(Backend):
         if "CUDAExecutionProvider" not in self._session.get_providers():
             raise BackendUnavailable(f"onnxruntime fell back to the CPU; {INSTALL}")
         self._binding = self._session.io_binding()
-        self._gpu, self._cc = cudart.device_name(self.opts["device_id"])
+        self._gpu, self._cc = cudart.device_name(self.opts.device_id)
 
     def _run_options(self, n: int) -> Any:
         import onnxruntime as ort
 
         ro = ort.RunOptions()
-        if self.opts["cuda_graph"]:  # one graph per batch size: shapes differ between them
+        if self.opts.cuda_graph:  # one graph per batch size: shapes differ between them
             ro.add_run_config_entry("gpu_graph_id", str(n))
         return ro
 
@@ -109,7 +111,7 @@ class CudaBackend(Backend):
         b = self._buffers.get(n) or self._buffers.setdefault(n, _Buffers(n, m))
         np.copyto(b.host_in.array, batch)
         s.to_device(b.dev_in.ptr, b.host_in.ptr, b.host_in.nbytes)
-        dev = self.opts["device_id"]
+        dev = self.opts.device_id
         self._binding.bind_input(m.input_name, "cuda", dev, np.dtype(m.dtype),
                                  b.host_in.array.shape, b.dev_in.ptr)
         self._binding.bind_output(m.output_name, "cuda", dev, np.dtype(m.dtype),
@@ -125,12 +127,12 @@ class CudaBackend(Backend):
     def info(self) -> BackendInfo:
         import onnxruntime as ort
 
-        precision = "tf32" if self._model.precision == "fp32" and self.opts["tf32"] else \
+        precision = "tf32" if self._model.precision == "fp32" and self.opts.tf32 else \
             self._model.precision
-        return BackendInfo(self.name, device=f"cuda:{self.opts['device_id']} {self._gpu}",
+        return BackendInfo(self.name, device=f"cuda:{self.opts.device_id} {self._gpu}",
                            precision=precision,
                            versions={"onnxruntime-gpu": ort.__version__, "compute_capability":
-                                     self._cc}, options=dict(self.opts))
+                                     self._cc}, options=self.option_values())
 
     def device_compute_ms(self) -> list[float] | None:
         return self._times

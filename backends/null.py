@@ -6,20 +6,23 @@ worker with a fixed service time.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, Option
-from hwbench.loadgen import spin_for_ns
+# The busy-wait is the compiled load generator's (GIL released): this backend never reads a clock.
+from hwbench._loadgen import spin_for_ns
+from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 
 
 class NullBackend(Backend):
     name: ClassVar[str] = "null"
     description: ClassVar[str] = "no computation: measures the harness (optional fixed service time)"
-    options: ClassVar[tuple[Option, ...]] = (
-        Option("service_time_us", float, 0.0, "busy-wait per sample, in microseconds", minimum=0),
-    )
+
+    @dataclass(frozen=True)
+    class Options:
+        service_time_us: float = option(0.0, "busy-wait per sample, in microseconds", minimum=0)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -28,7 +31,7 @@ class NullBackend(Backend):
     def load(self, model: ModelArtifact) -> None:
         self._shape = model.output_shape
         self._zeros = np.zeros((1, *self._shape), dtype=np.float32)
-        self._spin_ns = int(self.opts["service_time_us"] * 1000)
+        self._spin_ns = int(self.opts.service_time_us * 1000)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         n = len(batch)
@@ -40,4 +43,4 @@ class NullBackend(Backend):
 
     def info(self) -> BackendInfo:
         return BackendInfo(self.name, device="none", precision="none", computes=False,
-                           options=dict(self.opts))
+                           options=self.option_values())

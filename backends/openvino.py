@@ -7,12 +7,13 @@ harness's workers (``--instances N``) keep that many requests in flight on the d
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import queue
 from typing import Any, ClassVar
 
 import numpy as np
 
-from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, Option
+from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 from hwbench.errors import BackendUnavailable, ModelError, UsageError
 
 _INSTALL = "install it with: pip install 'hwbench[openvino]' (or pip install openvino)"
@@ -25,15 +26,16 @@ _PRECISION = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "i8": "int8", "u8": 
 class OpenVinoBackend(Backend):
     name: ClassVar[str] = "openvino"
     description: ClassVar[str] = "OpenVINO runtime (CPU, GPU, NPU, AUTO)"
-    options: ClassVar[tuple[Option, ...]] = (
-        Option("device", str, "CPU", "OpenVINO device", choices=_DEVICES),
-        Option("hint", str, "latency", "performance hint", choices=_HINTS),
-        Option("precision", str, "auto", "inference precision (auto: OpenVINO's choice)",
-               choices=("auto", "f32", "bf16", "f16")),
-        Option("streams", int, 0, "execution streams (0: the hint's choice)", minimum=0),
-        Option("requests", int, 0, "infer requests (0: the device's optimal number)", minimum=0),
-        Option("threads", int, 0, "inference threads (0: OpenVINO's default)", minimum=0),
-    )
+
+    @dataclass(frozen=True)
+    class Options:
+        device: str = option("CPU", "OpenVINO device", choices=_DEVICES)
+        hint: str = option("latency", "performance hint", choices=_HINTS)
+        precision: str = option("auto", "inference precision (auto: OpenVINO's choice)",
+                                choices=("auto", "f32", "bf16", "f16"))
+        streams: int = option(0, "execution streams (0: the hint's choice)", minimum=0)
+        requests: int = option(0, "infer requests (0: the device's optimal number)", minimum=0)
+        threads: int = option(0, "inference threads (0: OpenVINO's default)", minimum=0)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -54,12 +56,12 @@ class OpenVinoBackend(Backend):
         import openvino as ov
 
         core = ov.Core()
-        device = self.opts["device"]
+        device = self.opts.device
         present = core.available_devices
         if device != "AUTO" and not any(d.split(".")[0] == device for d in present):
             raise BackendUnavailable(f"openvino device {device} is not present here (devices: "
                                      f"{', '.join(present)}); use --backend-opt device=CPU")
-        if device == "AUTO" and self.opts["precision"] != "auto":
+        if device == "AUTO" and self.opts.precision != "auto":
             raise UsageError("openvino: precision= needs an explicit device (AUTO picks one per "
                              "device); add --backend-opt device=CPU")
         try:
@@ -72,20 +74,20 @@ class OpenVinoBackend(Backend):
         self._precision = self._effective_precision(core)
         if model.precision == "int8":  # quantize/dequantize pairs run as int8 kernels
             self._precision = f"int8 (other ops {self._precision})"
-        n = self.opts["requests"] or self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        n = self.opts.requests or self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(max(1, int(n))):
             self._requests.put(self._compiled.create_infer_request())
         self._n_requests = max(1, int(n))
 
     def _properties(self) -> dict[str, Any]:
-        props: dict[str, Any] = {"PERFORMANCE_HINT": self.opts["hint"].upper()}
-        if self.opts["precision"] != "auto":
-            props["INFERENCE_PRECISION_HINT"] = self.opts["precision"]
-        if self.opts["streams"]:
-            props["NUM_STREAMS"] = str(self.opts["streams"])
-        if self.opts["threads"]:
-            props["INFERENCE_NUM_THREADS"] = self.opts["threads"]
+        props: dict[str, Any] = {"PERFORMANCE_HINT": self.opts.hint.upper()}
+        if self.opts.precision != "auto":
+            props["INFERENCE_PRECISION_HINT"] = self.opts.precision
+        if self.opts.streams:
+            props["NUM_STREAMS"] = str(self.opts.streams)
+        if self.opts.threads:
+            props["INFERENCE_NUM_THREADS"] = self.opts.threads
         return props
 
     def _effective_precision(self, core: Any) -> str:
@@ -111,10 +113,10 @@ class OpenVinoBackend(Backend):
     def info(self) -> BackendInfo:
         import openvino as ov
 
-        opts: dict[str, Any] = dict(self.opts)
+        opts: dict[str, Any] = self.option_values()
         # What OpenVINO chose, beside what was asked.
         opts.update(execution_devices=self._devices, infer_requests=self._n_requests)
-        if self.opts["device"] != "AUTO":
+        if self.opts.device != "AUTO":
             opts["num_streams"] = int(self._compiled.get_property("NUM_STREAMS"))
         return BackendInfo(self.name, device=",".join(self._devices), precision=self._precision,
                            thread_safe=True, versions={"openvino": ov.__version__}, options=opts)

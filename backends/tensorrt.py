@@ -13,17 +13,18 @@ compute capability, and the build options.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import hashlib
 import json
-import os
 from typing import Any, ClassVar
 
 import numpy as np
 
+from hwbench.artifacts import cache_dir
+from hwbench.atomic import write_atomically
 from hwbench.backends import cudart
-from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, Option
+from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 from hwbench.errors import BackendUnavailable, HwbenchError, ModelError
-from hwbench.workloads.base import cache_dir
 
 INSTALL = ("install it with: pip install 'hwbench[tensorrt]' (NVIDIA's tensorrt wheels and "
            "cuda-python; needs an NVIDIA GPU and driver)")
@@ -48,12 +49,13 @@ def engine_key(model_sha256: str, trt_version: str, gpu: str, capability: str,
 class TensorRtBackend(Backend):
     name: ClassVar[str] = "tensorrt"
     description: ClassVar[str] = "NVIDIA TensorRT engine built from the ONNX artifact"
-    options: ClassVar[tuple[Option, ...]] = (
-        Option("device_id", int, 0, "CUDA device index", minimum=0),
-        Option("max_batch", int, 64, "largest batch the engine accepts", minimum=1),
-        Option("workspace_mb", int, 1024, "builder workspace limit, MiB", minimum=1),
-        Option("tf32", bool, False, "allow TF32 in fp32 layers (Ampere+)"),
-    )
+
+    @dataclass(frozen=True)
+    class Options:
+        device_id: int = option(0, "CUDA device index", minimum=0)
+        max_batch: int = option(64, "largest batch the engine accepts", minimum=1)
+        workspace_mb: int = option(1024, "builder workspace limit, MiB", minimum=1)
+        tf32: bool = option(False, "allow TF32 in fp32 layers (Ampere+)")
 
     @classmethod
     def availability(cls) -> Availability:
@@ -68,19 +70,17 @@ class TensorRtBackend(Backend):
                             precisions=cudart.PRECISIONS)
 
     def _build_options(self) -> dict[str, Any]:
-        return {k: self.opts[k] for k in ("max_batch", "workspace_mb", "tf32")}
+        return {k: getattr(self.opts, k) for k in ("max_batch", "workspace_mb", "tf32")}
 
     def load(self, model: ModelArtifact) -> None:
         trt = _trt()
         self._model = model
-        self._gpu, self._cc = cudart.device_name(self.opts["device_id"])
+        self._gpu, self._cc = cudart.device_name(self.opts.device_id)
         key = engine_key(model.sha256, trt.__version__, self._gpu, self._cc, self._build_options())
         path = cache_dir() / "engines" / f"{key}.engine"
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(self._build(trt, model))
-            os.replace(tmp, path)
+            engine = self._build(trt, model)
+            write_atomically(path, lambda tmp: tmp.write_bytes(engine))
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._engine = trt.Runtime(self._logger).deserialize_cuda_engine(path.read_bytes())
         if self._engine is None:
@@ -97,11 +97,11 @@ class TensorRtBackend(Backend):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise ModelError(f"TensorRT's ONNX parser rejected {model.path}: {errors}")
         config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.opts["workspace_mb"] << 20)
-        if not self.opts["tf32"] and hasattr(trt.BuilderFlag, "TF32"):
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.opts.workspace_mb << 20)
+        if not self.opts.tf32 and hasattr(trt.BuilderFlag, "TF32"):
             config.clear_flag(trt.BuilderFlag.TF32)
         profile = builder.create_optimization_profile()
-        shape, top = model.sample_shape, self.opts["max_batch"]
+        shape, top = model.sample_shape, self.opts.max_batch
         profile.set_shape(model.input_name, (1, *shape), (top, *shape), (top, *shape))
         config.add_optimization_profile(profile)
         blob = builder.build_serialized_network(network, config)
@@ -110,7 +110,7 @@ class TensorRtBackend(Backend):
         return bytes(blob)
 
     def _allocate(self, model: ModelArtifact) -> None:
-        top, dt = self.opts["max_batch"], np.dtype(model.dtype)
+        top, dt = self.opts.max_batch, np.dtype(model.dtype)
         self._stream = cudart.Stream()
         self._in = cudart.PinnedArray((top, *model.sample_shape), dt)
         self._out = cudart.PinnedArray((top, *model.output_shape), dt)
@@ -135,12 +135,12 @@ class TensorRtBackend(Backend):
         return self._out.array[:n]  # reused: the SUT copies outputs it keeps
 
     def info(self) -> BackendInfo:
-        precision = "tf32" if self._model.precision == "fp32" and self.opts["tf32"] else \
+        precision = "tf32" if self._model.precision == "fp32" and self.opts.tf32 else \
             self._model.precision
-        return BackendInfo(self.name, device=f"cuda:{self.opts['device_id']} {self._gpu}",
-                           precision=precision, max_batch_size=self.opts["max_batch"],
+        return BackendInfo(self.name, device=f"cuda:{self.opts.device_id} {self._gpu}",
+                           precision=precision, max_batch_size=self.opts.max_batch,
                            versions={"tensorrt": _trt().__version__,
-                                     "compute_capability": self._cc}, options=dict(self.opts))
+                                     "compute_capability": self._cc}, options=self.option_values())
 
     def device_compute_ms(self) -> list[float] | None:
         return self._times

@@ -145,7 +145,7 @@ class _MinimalSut:
 
 def _hw_loadgen_ss_worker(duration: float, min_queries: int) -> dict:
     """SingleStream through the load generator alone, with the same minimal SUT as the peer's."""
-    from hwbench import loadgen as lgm
+    from hwbench.harness import loadgen as lgm
 
     gen = lgm.LoadGen()
     sut = _MinimalSut(gen)
@@ -162,7 +162,7 @@ def _hw_loadgen_ss_worker(duration: float, min_queries: int) -> dict:
 def _hw_analysis_worker(qps: float, duration: float, bound_ms: float) -> dict:
     """The load generator on its own, a Python null SUT, timed from the last issue to the verdict."""
     import numpy as np
-    from hwbench import loadgen as lgm
+    from hwbench.harness import loadgen as lgm
 
     gen = lgm.LoadGen()
     sut = _MinimalSut(gen)

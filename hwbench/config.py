@@ -14,7 +14,7 @@ from hwbench.errors import UsageError
 SCENARIOS = ("single-stream", "multi-stream", "server", "offline")
 MODES = ("performance", "accuracy", "both", "find-peak")
 PROFILES = ("quick", "mlperf")
-PRECISIONS = ("fp32", "fp16", "int8")  # of the artifact every backend runs (hwbench.precision)
+PRECISIONS = ("fp32", "fp16", "int8")  # of the artifact every backend runs (hwbench.passes.precision)
 MAX_TELEMETRY_HZ = 1000.0
 PTD_SOURCE = "ptdaemon"  # the power source that --ptd points at
 
@@ -208,3 +208,14 @@ class RunConfig:
         d["backend_options"] = dict(self.backend_options)
         d["power_sources"] = list(self.power_sources)
         return d
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+def default(name: str) -> Any:
+    """RunConfig's default for setting `name`: the one source of defaults. ``hwbench run``'s
+    options, the index's hashes (hwbench.results.identity) and the telemetry sources' roots read
+    it, so a default changed here changes everywhere at once."""
+    f = _FIELDS[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default

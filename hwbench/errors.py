@@ -1,4 +1,20 @@
-"""Typed errors. The CLI turns each into one line and an exit status; nothing else prints them."""
+"""Typed errors: the one error tree. The CLI turns each into one line and an exit status; nothing
+else prints them.
+
+    HwbenchError               an internal failure (exit 1)
+    ├── UsageError             bad input from the user: the message names the fix (exit 2)
+    │   ├── BackendUnavailable
+    │   ├── ModelError
+    │   └── DatasetError
+    ├── PassStopped            a pass that cannot go on: the run is written invalid
+    ├── SourceUnavailable      a telemetry source that cannot measure here
+    ├── PtdError               a power analyzer that does not answer as PTDaemon does
+    └── MeasurementError       a figure the readings cannot give (also a ValueError)
+        └── NotBracketed
+
+Every error a user can cause is a UsageError. The others are caught where they arise and become
+a note or an invalid reason in the result; one that escapes is an internal failure.
+"""
 from __future__ import annotations
 
 
@@ -24,3 +40,30 @@ class ModelError(UsageError):
 
 class DatasetError(UsageError):
     """A reference set that is missing or malformed."""
+
+
+class PassStopped(HwbenchError):
+    """A pass of a run that cannot go on (a failed calibration): the run is written invalid with
+    these reasons, keeping what was measured."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+class SourceUnavailable(HwbenchError):
+    """A telemetry source cannot measure here; the message is the reason, in one sentence. A run
+    reports it, or stops with a UsageError when the user asked for that source."""
+
+
+class PtdError(HwbenchError):
+    """The analyzer did not answer as PTDaemon does; the message says what happened."""
+
+
+class MeasurementError(HwbenchError, ValueError):
+    """The readings cannot give this figure (too few, or not covering the window); the message
+    says how to get one. A ValueError too, as numpy's own complaints about empty windows are."""
+
+
+class NotBracketed(MeasurementError):
+    """The readings do not cover the window at both ends."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hwbench.cli import main
-from hwbench.results import index_run, load_result
+from hwbench.results.store import index_run, load_result
 
 FAST = ["--duration", "0.3", "--warmup", "0.1", "--min-queries", "20", "--quiet"]
 

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from cli_helpers import cli, run_json
-from hwbench.accuracy import score_classification
+from hwbench.workloads.scoring import score_classification
 from hwbench.errors import ModelError
 from hwbench.workloads import digits as digits_mod
 from hwbench.workloads.digits import Digits

@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from cli_helpers import run_json
-from hwbench import precision
+from hwbench.passes import precision
 from hwbench.workloads.digits import Digits
 
 

@@ -109,7 +109,7 @@ def test_precision_is_compared_and_labelled(capsys, runs, tmp_path):
 
 
 def test_results_without_the_later_settings_hash_as_their_defaults():
-    from hwbench.analysis.runs import comparability_key, config_hash, setup_hash
+    from hwbench.results.identity import comparability_key, config_hash, setup_hash
     old = {"workload": "digits", "backend": "cpu", "settings": {"config": {"batch_size": 1}}}
     new = {**old, "settings": {"config": {"batch_size": 1, "precision": "fp32", "instances": 1,
                                           "batch_timeout_us": 0.0}}}

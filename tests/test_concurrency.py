@@ -12,7 +12,7 @@ import pytest
 from cli_helpers import FAST, run_json
 from hwbench import backends
 from hwbench.backends.null import NullBackend
-from hwbench.workers import SampleQueue
+from hwbench.harness.workers import SampleQueue
 
 
 class CountingNull(NullBackend):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hwbench.corruptions import (CORRUPTIONS, SEVERITIES, convolve, corrupt, disk_kernel,
+from hwbench.quality.corruptions import (CORRUPTIONS, SEVERITIES, convolve, corrupt, disk_kernel,
                                  motion_kernels, pixelate)
 from hwbench.workloads.digits import Digits
 

@@ -2,9 +2,8 @@
 rounds or perturbs its outputs while declaring fp32 is caught, named, and makes the run invalid."""
 from __future__ import annotations
 
-from typing import ClassVar
-
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import onnx
@@ -13,11 +12,12 @@ from onnx import numpy_helper
 
 from cli_helpers import FAST, register_backend, run_json
 from deep_model import deep_classifier
-from hwbench import backends, precision
+from hwbench import backends
 from hwbench.backends import Backend, BackendInfo
 from hwbench.backends.cpu import CpuBackend
-from hwbench.fidelity import (BELOW_BF16, BELOW_INT8, FIXED, PRECISION_BANDS, check, compare,
-                              measure_envelope, model_envelope, subset)
+from hwbench.passes import precision
+from hwbench.quality.fidelity import (BELOW_BF16, BELOW_INT8, FIXED, PRECISION_BANDS, check,
+                                      compare, measure_envelope, model_envelope, subset)
 from hwbench.workloads.digits import Digits
 from hwbench.workloads.tiny import Tiny
 from test_imagenet import make_dataset
@@ -157,7 +157,7 @@ def test_cli_cpu_run_records_fidelity(capsys, out_dir):
 
 
 def test_expected_precision_reads_the_first_word_and_the_models_precision():
-    from hwbench.fidelity import expected_precision
+    from hwbench.quality.fidelity import expected_precision
 
     assert expected_precision("fp32") == "fp32"
     assert expected_precision("fp16 (fp32 where onnxruntime's CPU provider has no fp16 kernel)",

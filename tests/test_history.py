@@ -11,7 +11,7 @@ import pytest
 from analysis_helpers import derive, make_run, module_env
 from cli_helpers import cli
 from hwbench.analysis import history
-from hwbench.results import INDEX_NAME, list_runs, load_result
+from hwbench.results.store import INDEX_NAME, list_runs, load_result
 
 TINY = ["--workload", "tiny", "--scenario", "offline", "--backend", "null",
         "--backend-opt", "service_time_us=200"]

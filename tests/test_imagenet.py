@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from cli_helpers import FAST, assert_valid_or_load_bound, cli, load_only, run_json
-from hwbench import robustness
+from hwbench.quality import robustness
 from hwbench.workloads import create, image_cache, imagenet
 
 cv2 = pytest.importorskip("cv2")  # the 'test' extra installs opencv-python-headless

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from hwbench import loadgen as lgm
+from hwbench.harness import loadgen as lgm
 
 
 class Library:
@@ -303,9 +303,9 @@ def test_offline_query_is_sized_again_when_calibration_underestimates(capsys, tm
     query then ends long before the minimum duration, so the runner sizes it again from the rate
     the performance pass measured, and the run is valid."""
     from cli_helpers import run_json
-    from hwbench import runner
+    from hwbench.passes.run import Run
 
-    monkeypatch.setattr(runner._Run, "calibrate", lambda self: 50.0)
+    monkeypatch.setattr(Run, "calibrate", lambda self: 50.0)
     code, doc = run_json(capsys, tmp_path / "runs", "--workload", "tiny", "--backend", "null",
                          "--backend-opt", "service_time_us=25", "--scenario", "offline",
                          "--duration", "1", "--warmup", "0", "--min-queries", "1")

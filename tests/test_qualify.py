@@ -12,7 +12,7 @@ import pytest
 from analysis_helpers import POWER, ROBUSTNESS, TELEMETRY, make_run
 from cli_helpers import cli
 from hwbench.analysis import profile, qualify
-from hwbench.results import load_result
+from hwbench.results.store import load_result
 
 HEAD = """name = "mini-camera"
 workload = "digits"

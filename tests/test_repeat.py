@@ -10,7 +10,7 @@ import pytest
 from analysis_helpers import FAST
 from cli_helpers import cli
 from hwbench import backends
-from hwbench.analysis import stats
+from hwbench.results import spread as stats
 from hwbench.backends.cpu import CpuBackend
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from hwbench.errors import UsageError
-from hwbench.results import SCHEMA_VERSION, load_result
+from hwbench.results.store import SCHEMA_VERSION, load_result
 
 
 def _write(tmp_path, doc):

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from cli_helpers import FAST, cli, register_backend, run_json
-from hwbench import backends, robustness, workloads
+from hwbench import backends, workloads
+from hwbench.quality import robustness
 from hwbench.backends.cpu import CpuBackend
-from hwbench.corruptions import CORRUPTIONS
+from hwbench.quality.corruptions import CORRUPTIONS
 from hwbench.workloads.base import Workload
 from hwbench.workloads.digits import Digits
 

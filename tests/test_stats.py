@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import reference_stats as ref
-from hwbench import loadgen as lgm
+from hwbench.harness import loadgen as lgm
 
 
 def _settings(scenario, **kw):

@@ -7,7 +7,7 @@ import pytest
 
 from cli_helpers import FAST, cli, run_json
 from hwbench import telemetry
-from hwbench.summary import summary_table
+from hwbench.results.summary import summary_table
 from hwbench.telemetry import power
 from hwbench.telemetry.base import Channel, Layout, Source
 from hwbench.telemetry.jetson import JetsonSource

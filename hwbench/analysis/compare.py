@@ -1,7 +1,7 @@
 """``hwbench compare``: runs side by side, one table per workload and scenario, for a buyer.
 
 Runs compare only when the settings that change a figure's meaning are equal
-(``runs.comparability_key``) and each run is valid with accuracy validated; otherwise compare
+(``identity.comparability_key``) and each run is valid with accuracy validated; otherwise compare
 refuses, unless forced, and then every row that would have been refused is marked.
 """
 from __future__ import annotations
@@ -10,10 +10,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
-from hwbench.analysis import stats
 from hwbench.analysis.export import Table
-from hwbench.analysis.runs import RunRecord, comparability_key
+from hwbench.analysis.runs import RunRecord
 from hwbench.errors import UsageError
+from hwbench.results import spread as stats
+from hwbench.results.identity import comparability_key
 from hwbench.tables import format_value
 
 HEADERS = ("system / backend", "runs", "samples/s", "p90 ms", "p99 ms", "accuracy", "W",

@@ -14,8 +14,8 @@ import numpy as np
 
 from hwbench.analysis import export, plots
 from hwbench.analysis.export import Table
-from hwbench.document import status_line
-from hwbench.summary import summary_table
+from hwbench.results.document import status_line
+from hwbench.results.summary import summary_table
 
 
 def _section(title: str, body: str) -> str:

@@ -3,81 +3,13 @@ compared with. Every figure is read from the result document; missing ones stay 
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-# Run settings added after results were first hashed, with the value a result written before them
-# ran with. A setting at its default is left out of the digests, so a run written before the
-# setting existed and one written after, with the same configuration, keep the same hashes.
-LATER_DEFAULTS = {"precision": "fp32", "instances": 1, "batch_timeout_us": 0.0}
-
-
-def _config(doc: dict[str, Any]) -> dict[str, Any]:
-    return (doc.get("settings") or {}).get("config") or {}
-
-
-def later_settings(doc: dict[str, Any]) -> dict[str, Any]:
-    """The run's precision, instances and batch_timeout_us; a result without one ran the default."""
-    cfg = _config(doc)
-    return {k: default if cfg.get(k) is None else cfg[k] for k, default in LATER_DEFAULTS.items()}
-
-
-def _not_default(settings: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in settings.items() if v != LATER_DEFAULTS[k]}
-
-
-def comparability_key(doc: dict[str, Any]) -> dict[str, Any]:
-    """The settings that change what a figure means; runs compare only when these are equal.
-
-    Systems and backends (and their options) are what a comparison compares, so they are not here;
-    nor are instances and the batch timeout, which are ways a system is run, like backend options.
-    Precision is: an int8 model is a different computation from the fp32 one.
-    """
-    cfg = _config(doc)
-    lg = (doc.get("settings") or {}).get("loadgen") or {}
-    key = {"workload": doc.get("workload"), "scenario": doc.get("scenario"),
-           "mode": doc.get("mode"), "profile": cfg.get("profile"),
-           "model_sha256": (doc.get("workload_info") or {}).get("model_sha256"),
-           "batch_size": cfg.get("batch_size"), "latency_bound_s": lg.get("latency_bound_s"),
-           "samples_per_query": lg.get("samples_per_query"),
-           "precision": later_settings(doc)["precision"]}
-    if lg.get("scenario") == "Server":
-        # Latency at one arrival rate says nothing about another: the rate must match (3 digits).
-        key["server_target_qps"] = float(f"{lg.get('server_target_qps') or 0:.3g}")
-    return key
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def config_hash(doc: dict[str, Any]) -> str:
-    key = comparability_key(doc)
-    if key["precision"] == LATER_DEFAULTS["precision"]:
-        del key["precision"]  # see LATER_DEFAULTS
-    return _digest(key)
-
-
-def setup_hash(doc: dict[str, Any]) -> str:
-    """One configuration over time: the comparability key plus backend, its options, precision,
-    instances, batch timeout and system."""
-    opts = _config(doc).get("backend_options") or {}
-    parts = [config_hash(doc), doc.get("backend"), opts,
-             (doc.get("system") or {}).get("fingerprint")]
-    later = _not_default(later_settings(doc))
-    return _digest([*parts, later] if later else parts)  # see LATER_DEFAULTS
-
-
-def power_total(doc: dict[str, Any]) -> dict[str, Any]:
-    return (doc.get("power") or {}).get("total") or {}
-
-
-def repeat_group(doc: dict[str, Any]) -> str | None:
-    return (doc.get("settings") or {}).get("repeat_group")
+from hwbench.results.identity import (config_hash, later_settings, not_default, power_total,
+                              repeat_group, run_config)
+from hwbench.results.store import load_result
 
 
 @dataclass(frozen=True)
@@ -95,8 +27,8 @@ class RunRecord:
     def label(self) -> str:
         """backend[options]@host: what a reader recognises as the thing being compared; precision
         and instances join the options when not the defaults (fp32, 1)."""
-        opts = dict(_config(self.doc).get("backend_options") or {})
-        later = _not_default(later_settings(self.doc))
+        opts = dict(run_config(self.doc).get("backend_options") or {})
+        later = not_default(later_settings(self.doc))
         opts.update({k: later[k] for k in ("precision", "instances") if k in later})
         extra = "[" + ",".join(f"{k}={v}" for k, v in sorted(opts.items())) + "]" if opts else ""
         return f"{self.doc['backend']}{extra}@{self.system}"
@@ -163,6 +95,5 @@ class RunRecord:
 
 
 def load(run_dir: str | Path) -> RunRecord:
-    from hwbench.results import load_result
     path = Path(run_dir)
     return RunRecord(load_result(path), path if path.is_dir() else path.parent)

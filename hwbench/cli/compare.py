@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hwbench.analysis import compare, export, runs
 from hwbench.errors import UsageError
-from hwbench.results import default_output_root, list_runs
+from hwbench.results.store import default_output_root, list_runs
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

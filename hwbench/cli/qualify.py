@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from hwbench.analysis import export, profile as profiles, qualify
-from hwbench.progress import Reporter
-from hwbench.results import default_output_root
-from hwbench.runner import EXIT_INTERRUPTED, execute
+from hwbench.harness.progress import Reporter
+from hwbench.results.store import default_output_root
+from hwbench.passes.runner import EXIT_INTERRUPTED, execute
 from hwbench.tables import table
 
 

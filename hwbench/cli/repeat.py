@@ -5,11 +5,11 @@ import argparse
 import json
 import sys
 
-from hwbench.analysis.repeats import run_series, series_exit_code, spread_text
+from hwbench.passes.repeats import run_series, series_exit_code, spread_text
 from hwbench.config import RunConfig
 from hwbench.errors import UsageError
-from hwbench.progress import Reporter
-from hwbench.summary import summary_table
+from hwbench.harness.progress import Reporter
+from hwbench.results.summary import summary_table
 
 
 def handle(args: argparse.Namespace, cfg: RunConfig) -> int:

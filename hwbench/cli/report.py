@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from hwbench.analysis import export, report
-from hwbench.results import load_result
+from hwbench.results.store import load_result
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

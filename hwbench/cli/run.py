@@ -7,24 +7,25 @@ import sys
 
 from hwbench import backends, telemetry, workloads
 from hwbench.cli import repeat as repeat_cmd
-from hwbench.config import (MODES, PRECISIONS, PROFILES, SCENARIOS, RunConfig,
+from hwbench.config import (MODES, PRECISIONS, PROFILES, SCENARIOS, RunConfig, default,
                             parse_backend_options, parse_host_port)
-from hwbench.progress import Reporter
-from hwbench.runner import execute
-from hwbench.summary import summary_table
+from hwbench.harness.progress import Reporter
+from hwbench.passes.runner import execute
+from hwbench.results.summary import summary_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a benchmark", description="Run one workload in one "
                        "scenario on one backend; results go to a new run directory.")
-    p.add_argument("--workload", default="resnet50", help=f"one of {', '.join(workloads.names())}"
-                   " (default: resnet50)")
-    p.add_argument("--scenario", default="offline", help=f"one of {', '.join(SCENARIOS)}, or a "
-                   ".toml file (default: offline)")
-    p.add_argument("--backend", default="cpu", help=f"one of {', '.join(backends.names())} "
-                   "(default: cpu)")
-    p.add_argument("--mode", default="performance", choices=MODES)
-    p.add_argument("--profile", default="quick", choices=PROFILES,
+    # Every default is RunConfig's (config.default): one source for the CLI, the API and the index.
+    p.add_argument("--workload", default=default("workload"),
+                   help=f"one of {', '.join(workloads.names())} (default: %(default)s)")
+    p.add_argument("--scenario", default=default("scenario"),
+                   help=f"one of {', '.join(SCENARIOS)}, or a .toml file (default: %(default)s)")
+    p.add_argument("--backend", default=default("backend"),
+                   help=f"one of {', '.join(backends.names())} (default: %(default)s)")
+    p.add_argument("--mode", default=default("mode"), choices=MODES)
+    p.add_argument("--profile", default=default("profile"), choices=PROFILES,
                    help="quick: short runs for interactive use (default); mlperf: MLPerf's minimums")
     p.add_argument("--model", help="ONNX model file (default: the workload's synthetic graph)")
     p.add_argument("--dataset", help="reference set directory (workload-specific)")
@@ -38,24 +39,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(default: calibrated)")
     p.add_argument("--latency-bound-ms", type=float, metavar="MS",
                    help="latency bound (Server default: the workload's MLPerf bound)")
-    p.add_argument("--batch-size", "--max-batch", type=int, default=1, metavar="N",
-                   dest="batch_size", help="samples per backend call, at most")
-    p.add_argument("--instances", type=int, default=1, metavar="N", help="workers computing at "
-                   "once (each with its own backend unless the backend is thread-safe)")
-    p.add_argument("--batch-timeout-us", type=float, default=0.0, metavar="US", help="dynamic "
-                   "batching: wait up to US after a batch's first sample for more")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="precision of the "
-                   "model artifact every backend runs (converted once, cached; default: fp32)")
+    p.add_argument("--batch-size", "--max-batch", type=int, default=default("batch_size"),
+                   metavar="N", dest="batch_size", help="samples per backend call, at most")
+    p.add_argument("--instances", type=int, default=default("instances"), metavar="N",
+                   help="workers computing at once (each with its own backend unless the backend "
+                   "is thread-safe)")
+    p.add_argument("--batch-timeout-us", type=float, default=default("batch_timeout_us"),
+                   metavar="US", help="dynamic batching: wait up to US after a batch's first "
+                   "sample for more")
+    p.add_argument("--precision", default=default("precision"), choices=PRECISIONS,
+                   help="precision of the model artifact every backend runs (converted once, "
+                   "cached; default: %(default)s)")
     p.add_argument("--warmup", type=float, dest="warmup_s", metavar="SECONDS")
-    p.add_argument("--sample-timeout", type=float, default=60.0, dest="sample_timeout_s",
-                   metavar="SECONDS", help="a sample not completed this long invalidates the run")
+    p.add_argument("--sample-timeout", type=float, default=default("sample_timeout_s"),
+                   dest="sample_timeout_s", metavar="SECONDS",
+                   help="a sample not completed this long invalidates the run")
     p.add_argument("--performance-samples", type=int, dest="performance_sample_count",
                    metavar="N", help="samples loaded for performance mode")
     p.add_argument("--robustness", action="store_true", help="also score the reference set "
                    "under 10 camera corruptions x 5 severities (needs a labelled workload)")
     p.add_argument("--robustness-samples", type=int, metavar="N", help="robustness on a fixed "
                    "seeded subset of N reference samples (default: all)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=default("seed"))
     p.add_argument("--backend-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="backend option (repeatable; see 'hwbench list')")
     _add_telemetry(p)
@@ -77,11 +82,11 @@ def _add_telemetry(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-power", action="store_true", help="measure no power")
     p.add_argument("--ptd", metavar="HOST:PORT", help="SPEC PTDaemon power analyzer to read "
                    "wall power from (required to work once given)")
-    p.add_argument("--rapl-root", default="/sys/class/powercap", metavar="PATH",
+    p.add_argument("--rapl-root", default=default("rapl_root"), metavar="PATH",
                    help="powercap tree to read RAPL from (default: %(default)s)")
-    p.add_argument("--jetson-root", default="/sys/bus/i2c/drivers", metavar="PATH",
+    p.add_argument("--jetson-root", default=default("jetson_root"), metavar="PATH",
                    help="i2c drivers tree to find Jetson INA3221 monitors in (default: %(default)s)")
-    p.add_argument("--telemetry-hz", type=float, default=10.0, metavar="HZ",
+    p.add_argument("--telemetry-hz", type=float, default=default("telemetry_hz"), metavar="HZ",
                    help="telemetry sampling rate; 0 turns telemetry off (default: %(default)s)")
 
 

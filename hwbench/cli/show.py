@@ -5,8 +5,8 @@ import argparse
 import json
 import sys
 
-from hwbench.results import load_result
-from hwbench.summary import summary_table
+from hwbench.results.store import load_result
+from hwbench.results.summary import summary_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -9,15 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from hwbench.errors import SourceUnavailable  # noqa: F401 (sources raise it from here)
+
 KINDS = ("gpu", "cpu-package", "dram", "wall", "board")
 # How a channel adds up with others: "whole" is everything (a wall analyzer, a board's input
 # rail), "component" is a non-overlapping part (a CPU package, DRAM, one GPU), "part" lies
 # inside another reading and is never summed.
 ROLES = ("whole", "component", "part")
-
-
-class SourceUnavailable(Exception):
-    """The source cannot measure here; the message is the reason, in one sentence."""
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwbench.telemetry.base import Channel, Layout, Source, SourceUnavailable
+from hwbench.config import default
+from hwbench.errors import SourceUnavailable
+from hwbench.telemetry.base import Channel, Layout, Source
 
-DEFAULT_ROOT = "/sys/bus/i2c/drivers"
+DEFAULT_ROOT = default("jetson_root")
 INPUT_RAIL = "VDD_IN"
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwbench.telemetry.base import Channel, Layout, Source, SourceUnavailable
+from hwbench.errors import SourceUnavailable
+from hwbench.telemetry.base import Channel, Layout, Source
 
 # nvmlClocksEventReason* bits that mean the GPU was slowed against its will (idle, application
 # clock settings, sync boost and display clocks are not throttling).

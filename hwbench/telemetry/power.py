@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hwbench.errors import MeasurementError
 from hwbench.telemetry import window
 from hwbench.telemetry.base import Channel
 from hwbench.telemetry.sampler import Track
@@ -37,14 +38,14 @@ def _energy(ch: Channel, t, v, a: int, b: int, window_s: float) -> tuple[float, 
         note = ""
         if ch.update_period_s:
             if window_s < MIN_COUNTER_UPDATES * ch.update_period_s:
-                raise ValueError(f"the {window_s:.3f} s window is shorter than "
+                raise MeasurementError(f"the {window_s:.3f} s window is shorter than "
                                  f"{MIN_COUNTER_UPDATES} refreshes of the counter "
                                  f"({ch.update_period_s:g} s): lengthen the run (--duration)")
             note = (f"; one refresh at each edge is up to "
                     f"{200 * ch.update_period_s / window_s:.1f}% of this window")
         return (window.counter_delta(t, v, a, b), window.counter_peak_rate(t, v, a, b), note)
     if window.readings_inside(t, a, b) < 2:
-        raise ValueError(f"fewer than 2 readings inside the {window_s:.3f} s window: raise "
+        raise MeasurementError(f"fewer than 2 readings inside the {window_s:.3f} s window: raise "
                          "--telemetry-hz or lengthen the run")
     return window.integral(t, v, a, b), window.peak(t, v, a, b), ""
 
@@ -60,7 +61,7 @@ def channel_results(track: Track, a: int, b: int, metrics: dict[str, Any]) -> li
             continue
         try:
             energy, peak_w, note = _energy(ch, t, rows[:, i], a, b, (b - a) / 1e9)
-        except ValueError as exc:  # NotBracketed is a ValueError too
+        except MeasurementError as exc:  # NotBracketed included
             e["invalid_reason"] = str(exc)
             continue
         e.update(_figures(energy, (b - a) / 1e9, metrics), peak_w=peak_w, valid=True)

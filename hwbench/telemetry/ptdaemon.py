@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import socket
 
-from hwbench.telemetry.base import Channel, Layout, Source, SourceUnavailable
+from hwbench.errors import PtdError, SourceUnavailable
+from hwbench.telemetry.base import Channel, Layout, Source
 
 HELLO = "Hello, PTDaemon here!"
 TIMEOUT_S = 5.0
 ANALYZER_INTERVAL_MS = 100
-
-
-class PtdError(Exception):
-    """The analyzer did not answer as PTDaemon does; the message says what happened."""
 
 
 class PtdClient:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hwbench.telemetry.base import Channel, Layout, Source, SourceUnavailable
+from hwbench.config import default
+from hwbench.errors import SourceUnavailable
+from hwbench.telemetry.base import Channel, Layout, Source
 
-DEFAULT_ROOT = "/sys/class/powercap"
+DEFAULT_ROOT = default("rapl_root")
 # Zone names and what they measure; core/uncore lie inside the package and are not read.
 _ZONES = {"package": ("cpu-package", "component"), "dram": ("dram", "component"),
           "psys": ("board", "whole")}

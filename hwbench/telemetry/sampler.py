@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from hwbench.loadgen import now_ns
+from hwbench.harness.loadgen import now_ns
 from hwbench.telemetry.base import Layout, Source
 
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwbench import telemetry
 from hwbench.config import RunConfig
-from hwbench.errors import UsageError
-from hwbench.telemetry import power, stats
-from hwbench.telemetry.base import Source, SourceUnavailable
+from hwbench.errors import SourceUnavailable, UsageError
+from hwbench.telemetry import power, registry, stats
+from hwbench.telemetry.base import Source
 from hwbench.telemetry.sampler import Sampler, Track
 
 
@@ -23,10 +22,10 @@ class Session:
         self.unavailable: list[dict[str, Any]] = []
         self.tracks: list[Track] = []
         try:
-            self._open(telemetry.system_source_class()(), "system", False, True)
-            for name in cfg.power_source_names(telemetry.names()):
+            self._open(registry.system_source_class()(), "system", False, True)
+            for name in cfg.power_source_names(registry.names()):
                 requested = name in cfg.requested_power_sources()
-                cls = telemetry.source_class(name)
+                cls = registry.source_class(name)
                 if cfg.no_power and not cls.telemetry:
                     continue
                 self._open(cls.from_config(cfg), name, requested, not cfg.no_power)

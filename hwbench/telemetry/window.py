@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-class NotBracketed(ValueError):
-    """The readings do not cover the window at both ends."""
+from hwbench.errors import NotBracketed
 
 
 def clip(t: np.ndarray, v: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:

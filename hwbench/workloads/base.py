@@ -4,9 +4,6 @@ Shared code never asks which workload runs; it asks the workload.
 """
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,22 +12,9 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import onnx
 
-from hwbench.backends.base import ModelArtifact
+from hwbench.artifacts import ModelArtifact, cache_dir, sha256_of
+from hwbench.atomic import write_atomically
 from hwbench.errors import ModelError
-
-
-def cache_dir() -> Path:
-    """Where generated artifacts are kept: $HWBENCH_CACHE, else ~/.cache/hwbench."""
-    root = os.environ.get("HWBENCH_CACHE") or Path.home() / ".cache" / "hwbench"
-    return Path(root)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -194,12 +178,4 @@ def synthetic_samples(seed: int, indices: np.ndarray, shape: tuple[int, ...]) ->
 
 
 def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(path, lambda tmp: onnx.save(model, str(tmp)))

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from hwbench.accuracy import score_classification
+from hwbench.workloads.scoring import score_classification
 from hwbench.errors import ModelError
 from hwbench.workloads.base import AccuracyReport
 

@@ -113,7 +113,7 @@ def build(out: Path) -> dict:
     import onnxruntime as ort
     from sklearn.datasets import load_digits
 
-    from hwbench.accuracy import score_classification
+    from hwbench.workloads.scoring import score_classification
     from hwbench.workloads.base import sha256_of
 
     d = load_digits()

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from hwbench.atomic import write_atomically
 from hwbench.errors import DatasetError
 from hwbench.workloads import imagenet
 from hwbench.workloads.base import cache_dir
@@ -90,17 +90,13 @@ def _build(listing: Listing, path: Path, progress: Progress | None, workers: int
     n = len(listing.files)
     if progress:
         progress(f"preprocessing {n:,} images once into {path} ({workers} thread(s))")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    os.close(fd)
-    try:
+    def write(tmp: Path) -> None:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *SHAPE))
         _fill(out, listing.paths(), progress, workers)
         out.flush()
         del out
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    write_atomically(path, write, suffix=".npy.tmp")
 
 
 def _fill(out: np.ndarray, paths: list[Path], progress: Progress | None, workers: int) -> None:

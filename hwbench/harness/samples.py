@@ -10,7 +10,9 @@ class SampleLibrary:
     """Loads samples from a workload into one contiguous array; gathers batches from it.
 
     ``load``/``unload`` are called on the load generator's issue thread outside timed phases;
-    ``gather`` on the thread that issues (see hwbench.loadgen's contract).
+    ``gather`` on the thread that calls the backend: the issue thread, or the harness's worker
+    threads (``--instances N``, ``--batch-timeout-us``), concurrently: it only reads, which is
+    safe while no ``load`` or ``unload`` runs (see hwbench.harness.loadgen's contract).
     """
 
     def __init__(self, workload: Workload) -> None:

@@ -5,17 +5,14 @@ result keeps the best valid step's metrics, power, telemetry and timelines, and 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from hwbench.runner import _Run
+from hwbench.passes.run import Run
 
 FLOOR_RATIO = 8  # halving stops this far below the starting QPS
 RESOLUTION = 0.02  # bisection stops when the valid and invalid targets are this close
 MAX_STEPS = 14
 
 
-def find_peak(run: "_Run") -> None:
+def find_peak(run: Run) -> None:
     """Doubles, then bisects, the Server target QPS; keeps the best valid step's metrics."""
     qps, lo, hi, steps, best = run.server_qps(), None, None, [], None
     # Halving has a floor: each step needs its minimum query count, so a step at a tiny rate

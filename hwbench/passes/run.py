@@ -1,29 +1,27 @@
-"""One run through the house: config -> workload -> backend -> load generator -> result on disk.
-
-Whatever happens once measuring has begun (a backend fault, Ctrl-C, a bug), the run is written:
-marked invalid with the reason, with everything measured so far.
+"""The passes of one run, as a public interface: ``Run`` holds a run's state while it executes,
+and its methods are the load-generator passes (calibrate, accuracy, performance). The runner
+sequences them; find-peak (``hwbench.passes.peak``) and the post-run checks
+(``hwbench.passes.checks``) drive and read the same object.
 """
 from __future__ import annotations
 
-import traceback
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from hwbench import (backends, checks, document, peak, precision, robustness, settings,
-                     system, telemetry, workloads)
+from hwbench import backends, workloads
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
-from hwbench.errors import HwbenchError, UsageError
-from hwbench.loadgen import LoadGen, Scenario
-from hwbench.progress import Reporter
-from hwbench.results import default_output_root, new_run_id, write_run
-from hwbench.samples import SampleLibrary
-from hwbench.summary import summary_text
-from hwbench.sut import Sut, make_sut
-from hwbench.telemetry.power import requested_failures
-from hwbench.workers import Instances
+from hwbench.errors import PassStopped, UsageError
+from hwbench.harness import settings
+from hwbench.harness.loadgen import LoadGen, Scenario
+from hwbench.harness.progress import Reporter
+from hwbench.harness.samples import SampleLibrary
+from hwbench.harness.sut import Sut, make_sut
+from hwbench.harness.workers import Instances
+from hwbench.quality import robustness
+from hwbench.results import document
+from hwbench.results.store import new_run_id
+from hwbench.telemetry import machine as system
+from hwbench.telemetry.session import Session
 
-EXIT_VALID, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 OFFLINE_SAMPLE_CAP = 16_000_000  # a calibrated Offline query never holds more samples
 # A calibration pass is short and machines are noisy: the Offline query is sized for this much more
 # than the calibrated throughput, so that a slightly faster performance pass still lasts long enough.
@@ -31,17 +29,25 @@ OFFLINE_CALIBRATION_MARGIN = 1.25
 OFFLINE_RESIZES = 2
 
 
-@dataclass
-class Outcome:
-    """A finished run: its result document, where it was written, and the exit status."""
+class Run:
+    """One run while it executes: its configuration, the objects it drives, and what it has
+    measured so far.
 
-    result: dict[str, Any]
-    run_dir: Path | None
-    exit_code: int
+    Public state, read and filled by the passes here and by the steps that follow them
+    (``hwbench.passes.peak``, ``hwbench.passes.checks``, ``hwbench.passes.runner``):
 
+    * ``cfg``, ``spec``, ``workload``, ``backend`` (the primary instance), ``instances``,
+      ``artifact`` (the model the backend runs; set once it is loaded), ``say`` (progress);
+    * ``doc``: the result document, filled section by section (see ``hwbench.results.document``);
+    * ``samples``: name -> columns of the .npz files written beside result.json;
+    * ``files``: name -> JSON documents written beside result.json;
+    * ``telemetry``: the sampler session of the performance pass, or None.
 
-class _Run:
-    """State of one run while it executes."""
+    Passes (each one load-generator run through a fresh SUT): ``calibrate``, ``accuracy``,
+    ``performance`` (with ``resize_offline`` and ``sampled_pass``), ``server_qps``. A pass that
+    cannot go on raises ``PassStopped``; a backend fault raises what the backend raised. All are
+    called from the thread that runs the run; none is thread-safe.
+    """
 
     def __init__(self, cfg: RunConfig, reporter: Reporter) -> None:
         self.cfg = cfg
@@ -64,7 +70,7 @@ class _Run:
         self.artifact: backends.ModelArtifact | None = None  # the model the backend runs
         # Opened now, so that a power source the user asked for fails before anything loads.
         sampled = cfg.mode != "accuracy" and cfg.telemetry_hz > 0
-        self.telemetry = telemetry.Session(cfg) if sampled else None
+        self.telemetry = Session(cfg) if sampled else None
 
     # --- passes ------------------------------------------------------------------------------
     def loadgen_pass(self, s, label: str, keep_outputs: bool = False) -> tuple[dict, Sut]:
@@ -93,7 +99,7 @@ class _Run:
             out, _ = self.loadgen_pass(base, "calibrating")
             m = out["summary"]
             if out["errors"] or self.doc["interrupted"]:
-                raise _Stop(out["errors"] or ["interrupted while calibrating"])
+                raise PassStopped(out["errors"] or ["interrupted while calibrating"])
             if m.duration_s >= 0.5 or n >= (1 << 20):
                 break
             n *= 8
@@ -180,114 +186,3 @@ class _Run:
         self.say.info(f"no --target-qps given: using half the calibrated throughput, {qps:,.1f}")
         self.doc["settings"]["target_qps_calibrated"] = qps
         return qps
-
-    def execute(self) -> None:
-        mode = self.cfg.mode
-        if mode in ("accuracy", "both"):
-            self.accuracy()
-        if mode in ("performance", "both") and not self.doc["interrupted"]:
-            qps = self.server_qps() if self.spec.loadgen_scenario == "Server" else 1.0
-            out = self.performance(target_qps=qps)
-            self.doc["invalid_reasons"] += list(out["summary"].invalid_reasons)
-        if mode == "find-peak":
-            peak.find_peak(self)
-        if not self.doc["interrupted"]:
-            checks.fidelity(self)
-        if self.cfg.robustness and not self.doc["interrupted"]:
-            checks.robustness(self)
-
-
-class _Stop(Exception):
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__("; ".join(reasons))
-        self.reasons = reasons
-
-
-def execute(cfg: RunConfig, reporter: Reporter,
-            annotate: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
-    """Runs `cfg` and writes its result. Bad input raises UsageError before anything runs.
-
-    `annotate`, when given, may add to the finished document just before it is written (a
-    ``--repeat`` series records its group and spread this way).
-    """
-    run = _Run(cfg, reporter)
-    try:
-        source = run.workload.artifact(progress=reporter.info)
-        run.workload.prepare(progress=reporter.info)
-        artifact = run.artifact = precision.convert(source, cfg.precision, run.workload,
-                                                    reporter.info)
-        run.instances.load(artifact)
-        info = run.backend.info()
-        if info.max_batch_size and cfg.batch_size > info.max_batch_size:
-            raise UsageError(f"--batch-size {cfg.batch_size} exceeds backend {info.name}'s "
-                             f"limit of {info.max_batch_size}: lower it or raise the backend's")
-    except BaseException:
-        run.instances.close()
-        _close_telemetry(run)
-        raise
-    run.doc["backend_info"] = _info_dict(info)
-    run.doc["backend_info"]["concurrency"] = run.instances.describe()
-    run.doc["workload_info"] = run.workload.describe()
-    run.doc["workload_info"]["artifact"] = precision.describe(artifact, source)
-    try:
-        run.execute()
-    except KeyboardInterrupt:
-        run.doc["interrupted"] = True
-        run.doc["invalid_reasons"].append("interrupted by the user (Ctrl-C)")
-    except _Stop as stop:
-        run.doc["invalid_reasons"] += stop.reasons
-    except HwbenchError as exc:
-        run.doc["invalid_reasons"].append(str(exc))
-    except Exception as exc:  # a bug: keep what was measured, say what broke
-        run.internal_error = True
-        run.doc["invalid_reasons"].append(f"internal error: {type(exc).__name__}: {exc}")
-        run.doc["traceback"] = traceback.format_exc()
-    finally:
-        run.doc["backend_info"]["device_compute_ms"] = _spread(run.instances.device_compute_ms())
-        run.instances.close()
-        _close_telemetry(run)
-    return _finish(run, annotate)
-
-
-def _close_telemetry(run: _Run) -> None:
-    if run.telemetry is not None:
-        run.telemetry.close()
-
-
-def _finish(run: _Run, annotate: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
-    doc = run.doc
-    doc["invalid_reasons"] += requested_failures(doc["power"])
-    v = doc["validated"]
-    doc["valid"] = (not doc["invalid_reasons"] and not doc["interrupted"]
-                    and v["performance"] is not False and v["accuracy"] is not False
-                    and (v["performance"] or v["accuracy"]) is True)
-    if doc["accuracy"] is None and doc["accuracy_note"] is None:
-        doc["accuracy_note"] = (run.workload.accuracy_unavailable()
-                                or "accuracy not run: use --mode accuracy or both")
-    checks.explain_missing(run)
-    if annotate is not None:
-        annotate(doc)
-    root = Path(run.cfg.output) if run.cfg.output else default_output_root()
-    run_dir = write_run(root, doc, summary_text(doc), run.samples, run.files)
-    if doc["interrupted"]:
-        code = EXIT_INTERRUPTED
-    elif run.internal_error:
-        code = EXIT_INTERNAL
-    else:
-        code = EXIT_VALID if doc["valid"] else EXIT_INVALID
-    return Outcome(doc, run_dir, code)
-
-
-def _info_dict(info: backends.BackendInfo) -> dict[str, Any]:
-    return {"name": info.name, "device": info.device, "precision": info.precision,
-            "max_batch_size": info.max_batch_size, "versions": info.versions,
-            "options": info.options}
-
-
-def _spread(times_ms: list[float] | None) -> dict[str, float] | None:
-    """The device's own compute times (CUDA events), beside the load generator's latency."""
-    if not times_ms:
-        return None
-    t = sorted(times_ms)
-    return {"calls": len(t), "mean": sum(t) / len(t), "p50": t[len(t) // 2],
-            "p90": t[int(0.9 * len(t))], "max": t[-1]}

@@ -7,18 +7,14 @@ and keeps everything measured before it.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from hwbench import fidelity as _fidelity
-from hwbench import precision
-from hwbench import robustness as _robustness
-from hwbench import settings
-
-if TYPE_CHECKING:
-    from hwbench.runner import _Run
+from hwbench.harness import settings
+from hwbench.passes import precision
+from hwbench.passes.run import Run
+from hwbench.quality import fidelity as _fidelity
+from hwbench.quality import robustness as _robustness
 
 
-def fidelity(run: "_Run") -> None:
+def fidelity(run: Run) -> None:
     """A seeded subset of the performance samples through the backend and the FP32 reference:
     catches a backend that computes coarser than it declares."""
     if _computes_nothing(run, "fidelity"):
@@ -39,7 +35,7 @@ def fidelity(run: "_Run") -> None:
         run.doc["invalid_reasons"].append(f"fidelity: {failure}")
 
 
-def robustness(run: "_Run") -> None:
+def robustness(run: Run) -> None:
     """The reference set under camera corruptions; robustness.json holds the per-class tables."""
     why_not = _robustness.missing_images(run.workload)
     if why_not:
@@ -58,7 +54,7 @@ def robustness(run: "_Run") -> None:
     run.files["robustness.json"] = full
 
 
-def explain_missing(run: "_Run") -> None:
+def explain_missing(run: Run) -> None:
     """Notes for the sections still null when the run is written."""
     doc = run.doc
     if doc["fidelity"] is None and doc["fidelity_note"] is None:
@@ -68,7 +64,7 @@ def explain_missing(run: "_Run") -> None:
                                   if run.cfg.robustness else "robustness not run: use --robustness")
 
 
-def _computes_nothing(run: "_Run", check: str) -> bool:
+def _computes_nothing(run: Run, check: str) -> bool:
     info = run.backend.info()
     if not info.computes:
         run.doc[f"{check}_note"] = (f"{check} not checked: backend {info.name} computes "
@@ -76,7 +72,7 @@ def _computes_nothing(run: "_Run", check: str) -> bool:
     return not info.computes
 
 
-def _failed(run: "_Run", check: str, exc: Exception) -> None:
+def _failed(run: Run, check: str, exc: Exception) -> None:
     reason = f"{check} check failed: {type(exc).__name__}: {exc}"
     run.doc[f"{check}_note"] = reason
     run.doc["invalid_reasons"].append(reason)

@@ -17,8 +17,8 @@ import numpy as np
 
 from hwbench.backends import Backend
 from hwbench.backends.base import ModelArtifact
-from hwbench.loadgen import LoadGen
-from hwbench.samples import SampleLibrary
+from hwbench.harness.loadgen import LoadGen
+from hwbench.harness.samples import SampleLibrary
 
 
 class Instances:

@@ -6,7 +6,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator, TextIO
 
-from hwbench.loadgen import LoadGen
+from hwbench.harness.loadgen import LoadGen
 
 
 class Reporter:

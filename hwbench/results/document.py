@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from hwbench import __version__
-from hwbench.loadgen import Summary
-from hwbench.results import SCHEMA_VERSION
+from hwbench.harness.loadgen import Summary
+from hwbench.results.store import SCHEMA_VERSION
 
 _PCTS = (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"), ("p95", "p95"),
          ("p97", "p97"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max"))

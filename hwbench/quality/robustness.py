@@ -1,8 +1,9 @@
 """Robustness: the reference set re-scored under camera corruptions, five severities each.
 
-Reference images (``Workload.raw_images``) are corrupted (hwbench.corruptions), preprocessed as
-the workload does (``preprocess_images``) and computed by the backend in batches. This pass is
-about correctness, so nothing is timed. Accuracy is top-1 against the workload's labels.
+Reference images (``Workload.raw_images``) are corrupted (hwbench.quality.corruptions),
+preprocessed as the workload does (``preprocess_images``) and computed by the backend in
+batches. This pass is about correctness, so nothing is timed. Accuracy is top-1 against the
+workload's labels.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any, Callable
 import numpy as np
 
 from hwbench.backends import Backend
-from hwbench.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from hwbench.fidelity import run_in_batches
+from hwbench.quality.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from hwbench.quality.fidelity import run_in_batches
 from hwbench.tables import table
 from hwbench.workloads import Workload
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from hwbench.atomic import write_atomically
 from hwbench.backends.base import ModelArtifact
 from hwbench.errors import ModelError
 from hwbench.workloads import Workload
@@ -48,9 +47,9 @@ def convert(model: ModelArtifact, precision: str, workload: Workload,
         if progress:
             progress(f"converting the model to {precision} (once) in {path}")
         if calibration is None:
-            _atomic(path, lambda tmp: _fp16(model, tmp))
+            write_atomically(path, lambda tmp: _fp16(model, tmp), suffix=".onnx")
         else:
-            _atomic(path, lambda tmp: _int8(model, calibration, tmp))
+            write_atomically(path, lambda tmp: _int8(model, calibration, tmp), suffix=".onnx")
     return dataclasses.replace(model, path=path, sha256=sha256_of(path), precision=precision)
 
 
@@ -111,14 +110,3 @@ def _int8(model: ModelArtifact, data: np.ndarray, out: Path) -> None:
     finally:
         logging.disable(logging.NOTSET)
 
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -2,16 +2,16 @@
 
 It never reads a clock: it gathers samples, calls the backend, and completes the ids. Scenarios
 are invisible to it; it serves whatever the load generator issues. Several workers and dynamic
-batching live in hwbench.workers; ``make_sut`` picks between the two.
+batching live in hwbench.harness.workers; ``make_sut`` picks between the two.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from hwbench.backends import Backend
-from hwbench.loadgen import LoadGen
-from hwbench.samples import SampleLibrary
-from hwbench.workers import Instances, WorkerSut
+from hwbench.harness.loadgen import LoadGen
+from hwbench.harness.samples import SampleLibrary
+from hwbench.harness.workers import Instances, WorkerSut
 
 
 class BatchingSut:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from hwbench.config import RunConfig, ScenarioSpec
-from hwbench.loadgen import Mode, Scenario, Settings
+from hwbench.harness.loadgen import Mode, Scenario, Settings
 from hwbench.workloads import Workload
 
 _FIELDS = ("min_duration_s", "max_duration_s", "min_query_count", "max_query_count",

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwbench.document import status_line
-from hwbench.robustness import grid
+from hwbench.results.document import status_line
+from hwbench.quality.robustness import grid
 from hwbench.tables import table
 from hwbench.telemetry.rows import power_rows, telemetry_rows
 

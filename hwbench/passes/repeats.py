@@ -10,10 +10,11 @@ import secrets
 import time
 from typing import Any
 
-from hwbench.analysis import stats
 from hwbench.config import RunConfig
-from hwbench.progress import Reporter
-from hwbench.runner import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_VALID, Outcome, execute
+from hwbench.harness.progress import Reporter
+from hwbench.passes.runner import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_VALID,
+                                   Outcome, execute)
+from hwbench.results import spread as stats
 
 # Which exit status a series gets: the most serious among its runs.
 _SEVERITY = (EXIT_INTERRUPTED, EXIT_INTERNAL, EXIT_INVALID, EXIT_VALID)

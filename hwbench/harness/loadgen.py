@@ -12,7 +12,7 @@ Threading contract
   block; while it does, no query is issued, and in Server the delay counts as latency. It must
   call ``LoadGen.complete(ids)`` for every id, from any thread, exactly once.
 * ``SystemUnderTest.flush()`` is called on the issue thread after the last query of a phase.
-* ``SampleLibrary.load(indices)`` / ``unload(indices)`` are called on the issue thread, outside
+* ``QuerySampleLibrary.load(indices)`` / ``unload(indices)`` are called on the issue thread, outside
   any timed phase.
 * ``LoadGen.complete``, ``LoadGen.abort`` and ``LoadGen.progress`` are thread-safe.
 An exception raised by ``issue``, ``flush``, ``load`` or ``unload`` aborts the run: it is marked
@@ -55,8 +55,9 @@ class SystemUnderTest(Protocol):
         """No more queries in this phase: run anything held back for batching."""
 
 
-class SampleLibrary(Protocol):
-    """Loads the samples that queries name into memory before the timed phases."""
+class QuerySampleLibrary(Protocol):
+    """Loads the samples that queries name into memory before the timed phases (MLPerf LoadGen's
+    name; hwbench.harness.samples.SampleLibrary is the one hwbench passes)."""
 
     def load(self, indices: np.ndarray) -> None:
         """Make these sample indices ready to be issued."""

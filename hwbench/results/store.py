@@ -10,9 +10,7 @@ the performance window, columnar; ``samples_accuracy.npz`` for an accuracy pass)
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -20,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from hwbench.atomic import create_dir_atomically
 from hwbench.errors import UsageError
+from hwbench.results.identity import config_hash, power_total, repeat_group, setup_hash
 
 # Schema history:
 #   1 - first version.
@@ -39,6 +39,15 @@ def default_output_root() -> Path:
     return here / "hwbench-results"
 
 
+def output_root(output: str | None) -> Path:
+    """Where run directories go: ``--output``, else the default. A file there is a usage error,
+    found before anything is measured."""
+    root = Path(output) if output else default_output_root()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--output {root} is a file: give a folder to hold the run directories")
+    return root
+
+
 def new_run_id(workload: str, scenario: str, backend: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return f"{stamp}-{workload}-{scenario}-{backend}-{secrets.token_hex(3)}"
@@ -49,23 +58,19 @@ def write_run(root: Path, result: dict[str, Any], summary_text: str,
               documents: dict[str, Any] | None = None) -> Path:
     """Writes a new run directory atomically and indexes it. Never overwrites a run."""
     root.mkdir(parents=True, exist_ok=True)
-    run_id = result["run_id"]
-    final = root / run_id
-    tmp = root / f".tmp-{run_id}"
-    if final.exists() or tmp.exists():
+    final = root / result["run_id"]
+    if final.exists():
         raise FileExistsError(f"run directory {final} already exists")
-    tmp.mkdir()
-    try:
+
+    def write(tmp: Path) -> None:
         (tmp / "result.json").write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
         (tmp / "summary.txt").write_text(summary_text)
         for name, columns in arrays.items():
             np.savez_compressed(tmp / name, **columns)
         for name, content in (documents or {}).items():
             (tmp / name).write_text(json.dumps(content, indent=1) + "\n")
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    create_dir_atomically(final, write)
     index_run(root, final, result)
     return final
 
@@ -113,7 +118,6 @@ _COLUMNS = ("run_id", "created_utc", "workload", "scenario", "backend", "mode", 
 
 
 def _row(run_dir: Path, result: dict[str, Any]) -> tuple:
-    from hwbench.analysis.runs import config_hash, power_total, repeat_group, setup_hash
     m = result.get("metrics") or {}
     lat = m.get("latency_ms") or {}
     acc = result.get("accuracy") or {}
