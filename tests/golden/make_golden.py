@@ -37,7 +37,9 @@ BACKENDS = ("null", "cpu")
 RUNS = (("tiny", "performance"), ("tiny", "accuracy"), ("digits", "accuracy"))
 OPAQUE = ("system.packages", "system.gpu.devices", "backend_info.versions",
           "backend_info.device_compute_ms", "power.total", "telemetry.gpus",
-          "telemetry.throttled")
+          "telemetry.throttled",
+          # keyed by precision level: which levels appear depends on the model and the backend
+          "fidelity.envelope.bounds", "fidelity.envelope.measured_error")
 # Written only when timing makes it so (the Offline query was sized again): not part of the shape.
 OPTIONAL = ("settings.offline_resized",)
 
