@@ -13,7 +13,8 @@ from typing import Any, Callable
 from hwbench import (backends, checks, document, peak, precision, robustness, settings,
                      system, telemetry, workloads)
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
-from hwbench.errors import HwbenchError, UsageError
+from hwbench.errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, HwbenchError,
+                            UsageError)
 from hwbench.loadgen import LoadGen, Scenario
 from hwbench.progress import Reporter
 from hwbench.results import default_output_root, new_run_id, write_run
@@ -23,7 +24,7 @@ from hwbench.sut import Sut, make_sut
 from hwbench.telemetry.power import requested_failures
 from hwbench.workers import Instances
 
-EXIT_VALID, EXIT_INTERNAL, EXIT_USAGE, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_VALID = EXIT_OK  # the exit codes' one table is in hwbench.errors
 OFFLINE_SAMPLE_CAP = 16_000_000  # a calibrated Offline query never holds more samples
 # A calibration pass is short and machines are noisy: the Offline query is sized for this much more
 # than the calibrated throughput, so that a slightly faster performance pass still lasts long enough.

@@ -1,0 +1,83 @@
+"""Issue 12, items 1, 3, 4, 5, 7 and 8: figures and exit codes a user can trust. One test or more
+per item, named after it; each fails on the code before the fix (see the commit messages)."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis_helpers import derive, make_run
+from cli_helpers import cli, run_json
+from hwbench import errors, loadgen as lgm
+from hwbench.config import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+NULL = ["--workload", "tiny", "--backend", "null"]
+
+
+def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho (ties broken by position; enough to tell 1 from 0)."""
+    ra, rb = np.argsort(np.argsort(a, kind="stable")), np.argsort(np.argsort(b, kind="stable"))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _one_line(code: int, err: str, expect_code: int = 2) -> str:
+    lines = [line for line in err.strip().splitlines() if line]
+    assert code == expect_code and len(lines) == 1 and "Traceback" not in err, (code, err)
+    return lines[0]
+
+
+# --- item 7: one exit code per decision ---------------------------------------------------------
+
+def _qualify_profile(tmp_path: Path) -> Path:
+    path = tmp_path / "profile.toml"
+    path.write_text('name = "never"\nworkload = "tiny"\nbackend = "null"\n'
+                    '[runs.a]\nscenario = "single-stream"\nduration_s = 0.2\nwarmup_s = 0.0\n'
+                    'min_query_count = 70\n'
+                    '[[requirements]]\nkind = "latency"\nrun = "a"\npercentile = 90\n'
+                    'max_ms = 0.000001\n')
+    return path
+
+
+def test_item7_qualify_fail_has_its_own_exit_code(capsys, tmp_path):
+    code, out, err = cli(capsys, "qualify", "--profile", str(_qualify_profile(tmp_path)),
+                         "--quiet", "--output", str(tmp_path / "runs"),
+                         "--junit", str(tmp_path / "j.xml"))
+    assert "Overall: FAIL" in out, out + err
+    assert code == 4  # was 1, the code of an internal error
+    assert code == errors.EXIT_QUALIFY_FAIL
+
+
+def test_item7_history_regression_has_its_own_exit_code(capsys, tmp_path):
+    src = make_run(tmp_path / "src", *NULL, "--scenario", "offline",
+                   "--backend-opt", "service_time_us=200")
+    root = tmp_path / "runs"
+    for i, value in enumerate((1000.0, 1010.0, 990.0, 700.0)):
+        def at(doc, value=value, i=i):
+            doc["metrics"]["scenario_metric"]["value"] = value
+            doc["created_utc"] = f"2999-01-01T00:00:0{i}Z"
+        derive(src, root, at, f"v{i}")
+    code, out, _ = cli(capsys, "history", "--root", str(root))
+    assert "PERFORMANCE REGRESSION" in out.strip().splitlines()[-3]
+    assert code == 5  # was 1, the code of an internal error
+    assert code == errors.EXIT_REGRESSION
+
+
+def test_item7_one_documented_table_for_every_command(capsys):
+    codes = {name: v for name, v in vars(errors).items() if name.startswith("EXIT_")}
+    assert len(set(codes.values())) == len(codes)  # no two decisions share a code
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Exit status"):]
+    table = table[:table.index("\n## ", 3)]
+    documented = {int(c) for c in re.findall(r"^\| `(\d+)` \|", table, re.M)}
+    assert documented == set(codes.values())
+    code, out, _ = cli(capsys, "--help")
+    for value in codes.values():
+        assert re.search(rf"^\s+{value}\b", out, re.M) or (
+            6 <= value <= 8 and re.search(r"^\s+6-8\b", out, re.M)), value
