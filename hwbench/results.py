@@ -76,10 +76,17 @@ def load_result(run_dir: str | Path) -> dict[str, Any]:
     doc_path = path / "result.json" if path.is_dir() else path
     if not doc_path.is_file():
         raise UsageError(f"{run_dir} is not a run directory: it has no result.json")
+    fix = "give a run directory (OUTPUT/<run-id>) or its result.json"
     try:
         doc = json.loads(doc_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{doc_path} is not valid JSON ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # e.g. a shell glob over the output root that also matched index.sqlite
+        what = "a binary file" if isinstance(exc, UnicodeDecodeError) else f"not valid JSON ({exc})"
+        raise UsageError(f"{run_dir} is not a run directory: {what}; {fix}") from None
+    except OSError as exc:
+        raise UsageError(f"{run_dir} cannot be read ({exc.strerror}); {fix}") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{run_dir} is not a run directory: its JSON is not a result; {fix}")
     return migrate(doc)
 
 

@@ -115,14 +115,24 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
         rows.append(("peak Server QPS", "none valid" if fp["peak_qps"] is None
                      else f"{fp['peak_qps']:,.1f} ({len(fp['steps'])} steps)"))
     rows += power_rows(doc.get("power")) + telemetry_rows(doc.get("telemetry"))
-    rows.append(("MLPerf minimums", "met" if doc["settings"].get("meets_mlperf_minimums")
-                 else "not met (quick profile)" if doc["settings"].get("mlperf_shortfalls") else "-"))
+    rows.append(("MLPerf minimums", _minimums(doc["settings"])))
     for reason in doc["invalid_reasons"]:
         rows.append(("invalid because", reason))
     if run_dir is not None:
         rows.append(("written to", str(run_dir)))
     out = table(("", ""), rows)
     return out + "\n\n" + grid(doc["robustness"]) if doc.get("robustness") else out
+
+
+def _minimums(s: dict[str, Any]) -> str:
+    if s.get("meets_mlperf_minimums"):
+        return "met"
+    short = s.get("mlperf_shortfalls")
+    if not short:
+        return "-"
+    profile = (s.get("config") or {}).get("profile")
+    return f"not met ({profile} profile): {'; '.join(short)}" if profile else \
+        f"not met: {'; '.join(short)}"
 
 
 def fidelity_line(doc: dict[str, Any]) -> str:

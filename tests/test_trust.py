@@ -81,3 +81,59 @@ def test_item7_one_documented_table_for_every_command(capsys):
     for value in codes.values():
         assert re.search(rf"^\s+{value}\b", out, re.M) or (
             6 <= value <= 8 and re.search(r"^\s+6-8\b", out, re.M)), value
+
+
+# --- item 8: bad paths and small lies -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def output_root(tmp_path_factory):
+    from hwbench.cli import main
+
+    root = tmp_path_factory.mktemp("glob") / "runs"
+    for _ in range(2):
+        assert main(["run", "--output", str(root), "--quiet", *NULL, "--scenario",
+                     "single-stream", "--duration", "0.1", "--warmup", "0",
+                     "--min-queries", "70"]) == 0
+    return root
+
+
+def test_item8_compare_over_a_glob_of_the_output_root(capsys, output_root):
+    """``hwbench compare results/runs/*``: the glob also matches index.sqlite."""
+    paths = sorted(str(p) for p in output_root.iterdir())
+    assert any(p.endswith("index.sqlite") for p in paths)
+    code, out, err = cli(capsys, "compare", *paths)
+    line = _one_line(code, err)
+    assert "index.sqlite is not a run directory" in line and "give a run directory" in line
+
+
+@pytest.mark.parametrize("command", ["show", "report", "compare"])
+@pytest.mark.parametrize("kind", ["index", "json-list", "missing", "empty-dir"])
+def test_item8_every_command_refuses_a_path_that_is_not_a_run(capsys, output_root, tmp_path,
+                                                              command, kind):
+    listing = tmp_path / "list.json"
+    listing.write_text("[1, 2]")
+    (tmp_path / "empty").mkdir()
+    path = {"index": output_root / "index.sqlite", "json-list": listing,
+            "missing": tmp_path / "nowhere", "empty-dir": tmp_path / "empty"}[kind]
+    code, out, err = cli(capsys, command, str(path))
+    assert "is not a run directory" in _one_line(code, err)
+
+
+def test_item8_summary_names_the_profile_that_ran(capsys, out_dir):
+    code, doc = run_json(capsys, out_dir, *NULL, "--scenario", "single-stream", "--profile",
+                         "mlperf", "--duration", "0.2", "--warmup", "0")
+    assert doc["settings"]["mlperf_shortfalls"]
+    code, out, _ = cli(capsys, "show", str(out_dir / doc["run_id"]))
+    line = [ln for ln in out.splitlines() if "MLPerf minimums" in ln][0]
+    assert "not met (mlperf profile)" in line and "quick" not in line
+    assert "min duration 0.2 s < MLPerf's 600 s" in line
+
+
+def test_item8_python_requirement_covers_tomllib():
+    """hwbench imports tomllib (3.11+) unconditionally, so it must not claim to run on 3.10."""
+    from packaging.specifiers import SpecifierSet
+
+    uses = [p for p in (ROOT / "hwbench").rglob("*.py") if "import tomllib" in p.read_text()]
+    spec = SpecifierSet(tomllib.loads((ROOT / "pyproject.toml").read_text())
+                        ["project"]["requires-python"])
+    assert uses and "3.10" not in spec and "3.11" in spec
