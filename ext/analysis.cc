@@ -124,7 +124,7 @@ int64_t early_stopping_max_overlatency(uint64_t n, double percentile, double con
 
 std::vector<int64_t> server_schedule(double qps, uint64_t min_n, double min_duration_s,
                                      uint64_t seed) {
-  Rng rng(seed);
+  Rng rng(stream_seed(seed, Stream::Schedule));
   std::vector<int64_t> out;
   out.reserve(min_n);
   double t = 0;

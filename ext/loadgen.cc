@@ -316,7 +316,7 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
       if (s.mode == Mode::Accuracy) {
         run_accuracy(sut, qsl, s);
       } else {
-        Rng pick(s.sample_seed);
+        Rng pick(stream_seed(s.sample_seed, Stream::SampleSet));
         loaded_ = choose_distinct(s.total_sample_count, s.performance_sample_count, &pick);
         qsl.load(loaded_);
         if (!aborted() && (s.warmup_s > 0 || s.warmup_queries > 0)) {
@@ -326,7 +326,7 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
           w.min_s = s.warmup_s;
           w.min_queries = s.warmup_queries;
           w.samples_per_query = std::max<uint64_t>(1, s.warmup_samples_per_query);
-          w.seed = s.sample_seed ^ 0x5741524d5550ULL;
+          w.seed = stream_seed(s.sample_seed, Stream::WarmupIndex);
           run_phase(sut, s, w);
           if (!aborted()) sut.flush();
           wait_completed(issued_.load(), s.sample_timeout_s);
@@ -341,7 +341,7 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
           m.max_queries = s.max_query_count;
           m.samples_per_query =
               s.scenario == Scenario::MultiStream ? std::max<uint64_t>(1, s.samples_per_query) : 1;
-          m.seed = s.sample_seed + 1;
+          m.seed = stream_seed(s.sample_seed, Stream::SampleIndex);
           run_phase(sut, s, m);
         }
         phase_.store(kDrain);
