@@ -91,6 +91,42 @@ def test_item1_each_stream_follows_its_own_seed_only():
         assert abs(_rank_correlation(np.diff(run["offsets"], prepend=0), run["index"])) < 0.1
 
 
+# --- item 5: MLPerf's current minimum query counts --------------------------------------------
+
+@pytest.mark.parametrize("scenario,extra", [
+    ("single-stream", []),
+    ("server", ["--target-qps", "2000", "--max-duration", "1"]),
+])
+def test_item5_mlperf_profile_uses_current_minimum_query_counts(capsys, out_dir, scenario, extra):
+    """mlperf.conf sets no minimum for SingleStream and Server, so LoadGen's default of 100
+    (test_settings.h) applies; early stopping judges the rest. 1,024 and 270,336 were v1's."""
+    code, doc = run_json(capsys, out_dir, *NULL, "--scenario", scenario, "--profile", "mlperf",
+                         "--duration", "0.2", "--warmup", "0", *extra)
+    assert doc["settings"]["loadgen"]["min_query_count"] == 100
+    assert not any("query count" in s for s in doc["settings"]["mlperf_shortfalls"])
+
+
+def test_item5_multi_stream_and_offline_keep_their_current_minimums():
+    assert load_scenario("multi-stream", "mlperf").min_query_count == 662
+    assert load_scenario("offline", "mlperf").min_query_count == 24576
+
+
+def test_item5_stream_min_duration_is_judged_at_the_last_issue():
+    """MLPerf's MinDurationMet: SingleStream and MultiStream by the final query's issue time. A
+    window whose last query was issued at 0.9 s and completed at 1.05 s is short of 1 s."""
+    s = lgm.Settings()
+    s.scenario = lgm.Scenario.SingleStream
+    s.min_duration_s, s.min_query_count, s.early_stopping = 1.0, 1, False
+    issue = np.array([0, 500_000_000, 900_000_000], dtype=np.int64)
+    done = np.array([100_000_000, 600_000_000, 1_050_000_000], dtype=np.int64)
+    m = lgm.analyze(s, np.zeros(3, np.uint64), np.arange(3, dtype=np.uint64), issue, done, 0)
+    assert not m.meets_min_duration
+    assert any("0.900 s measured to the last issue" in r for r in m.invalid_reasons)
+    issue[-1] = 1_000_000_000
+    m = lgm.analyze(s, np.zeros(3, np.uint64), np.arange(3, dtype=np.uint64), issue, done, 0)
+    assert m.meets_min_duration
+
+
 # --- item 7: one exit code per decision ---------------------------------------------------------
 
 def _qualify_profile(tmp_path: Path) -> Path:
