@@ -134,6 +134,7 @@ nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
   d["summary"] = out.summary;
   d["records"] = records_dict(std::move(out.records));
   d["errors"] = out.errors;
+  d["stale_completions"] = out.stale_completions;
   d["interrupted"] = out.interrupted;
   d["start_ns"] = out.start_ns;
   return d;

@@ -50,10 +50,12 @@ class PacedSut(InlineSut):
 
 
 class ThreadedSut:
-    """Completes samples on a worker thread after `delay_s`."""
+    """Completes samples on a worker thread after `delay_s`, except the `drop`-th ones (counted
+    from 0 in issue order; ids themselves are opaque)."""
 
     def __init__(self, lg, delay_s=0.0, drop=()):
         self.lg, self.delay, self.drop = lg, delay_s, set(drop)
+        self.seen = 0
         self.q: list[np.ndarray] = []
         self.cv = threading.Condition()
         self.stop = False
@@ -77,7 +79,9 @@ class ThreadedSut:
                     return
                 ids = self.q.pop(0)
             time.sleep(self.delay)
-            keep = np.array([i for i in ids.tolist() if i not in self.drop], dtype=np.uint64)
+            keep = np.array([i for k, i in enumerate(ids.tolist(), self.seen)
+                             if k not in self.drop], dtype=np.uint64)
+            self.seen += len(ids)
             self.lg.complete(keep)
 
     def close(self):

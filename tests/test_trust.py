@@ -91,6 +91,49 @@ def test_item1_each_stream_follows_its_own_seed_only():
         assert abs(_rank_correlation(np.diff(run["offsets"], prepend=0), run["index"])) < 0.1
 
 
+# --- item 3: a completion left over from an earlier run ---------------------------------------
+
+def test_item3_a_stale_completion_is_counted_and_ignored():
+    """The CLI's SUTs join their workers at the end of every pass, so a completion can only
+    outlive its run with a SUT that keeps working after the run gave up on it: this one holds a
+    sample past the first run's sample timeout and completes it during the second run."""
+    lg = lgm.LoadGen()
+    held = []
+
+    class Holding(_Inline):
+        def issue(self, ids, indices):
+            if len(held) == 0 and self.calls == 3:
+                held.append(ids.copy())  # never completed while its run is open
+            else:
+                self.lg.complete(ids)
+            self.calls += 1
+        calls = 0
+
+    class LateWorker(_Inline):
+        calls = 0
+
+        def issue(self, ids, indices):
+            if self.calls == 3:  # the first run's 4th sample, finished only now, lands while
+                self.lg.complete(held.pop())  # this run's 4th is outstanding (same number)
+            self.lg.complete(ids)
+            self.calls += 1
+
+    s = lgm.Settings()
+    s.scenario = lgm.Scenario.SingleStream
+    s.min_duration_s, s.min_query_count, s.sample_timeout_s = 0.0, 10, 0.2
+    s.early_stopping = False
+    s.total_sample_count = s.performance_sample_count = 20
+    first = lg.run(Holding(lg), _Library(), s)
+    assert not first["summary"].valid and held
+    second = lg.run(LateWorker(lg), _Library(), s)
+    m = second["summary"]
+    assert not held
+    # It used to complete this run's 4th sample, whose own completion then counted as a duplicate.
+    assert m.valid, m.invalid_reasons
+    assert second["stale_completions"] == 1
+    assert m.completed_samples == m.issued_samples == 10
+
+
 # --- item 5: MLPerf's current minimum query counts --------------------------------------------
 
 @pytest.mark.parametrize("scenario,extra", [
