@@ -210,6 +210,11 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
   if (s.scenario == Scenario::Server && !r.issue_ns.empty()) {
     double span = static_cast<double>(r.issue_ns.back() - start_ns) / 1e9;
     m.scheduled_qps = span > 0 ? m.issued_queries / span : 0.0;
+    // MLPerf v5 (results.cc): (sample count - 1) / the last completion's time since the start;
+    // the first sample opens the time range rather than filling it.
+    if (m.duration_s > 0 && m.completed_samples > 1) {
+      m.completed_samples_per_second = (m.completed_samples - 1) / m.duration_s;
+    }
   }
   std::sort(lat.begin(), lat.end());
   if (!lat.empty()) {
@@ -235,6 +240,9 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
   const int64_t bound_ns = static_cast<int64_t>(s.latency_bound_s * 1e9);
   if (nq == 0) why.push_back("no query completed in the measured window");
 
+  // Offline, accuracy mode and early stopping turned off have nothing to satisfy (as in MLPerf).
+  m.early_stopping_met = s.mode == Mode::Accuracy || s.scenario == Scenario::Offline ||
+                         !s.early_stopping;
   if (s.mode == Mode::Accuracy) {
     m.meets_min_duration = m.meets_min_queries = true;
     if (m.completed_samples != m.issued_samples || m.issued_samples != s.total_sample_count) {
@@ -279,7 +287,7 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
                       std::to_string(m.early_stopping_min_queries));
       } else {
         const int64_t t = early_stopping_max_overlatency(nq, p, conf);
-        m.early_stopping_supported = true;
+        m.early_stopping_supported = m.early_stopping_met = true;
         m.early_stopping_latency_ns = static_cast<double>(lat[nq - static_cast<uint64_t>(t)]);
       }
       if (bound_ns > 0) {
@@ -307,7 +315,9 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
           why.push_back("too few queries to judge " + pct_name(p) + " latency: " +
                         std::to_string(nq) + " completed, early stopping needs at least " +
                         std::to_string(m.early_stopping_min_queries));
-        } else if (static_cast<int64_t>(m.overlatency_queries) > allowed) {
+        } else if (static_cast<int64_t>(m.overlatency_queries) <= allowed) {
+          m.early_stopping_met = true;
+        } else {
           why.push_back(pct_name(p) + " latency bound " + fmt_ms(bound_ns) + " not met: " +
                         std::to_string(m.overlatency_queries) + " of " + std::to_string(nq) +
                         " queries over the bound, early stopping needs at least " +

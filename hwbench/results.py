@@ -25,7 +25,8 @@ from hwbench.errors import UsageError
 # Schema history:
 #   1 - first version.
 #   2 - adds fidelity, robustness, power, telemetry and repeat (null when not measured).
-SCHEMA_VERSION = 2
+#   3 - metrics add completed_samples_per_second (Server), early_stopping.met, stale_completions.
+SCHEMA_VERSION = 3
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -99,6 +100,8 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
                          f"({SCHEMA_VERSION}): upgrade hwbench")
     if version < 2:
         doc = _to_2(doc)
+    if version < 3:
+        doc = _to_3(doc)
     return doc
 
 
@@ -108,6 +111,25 @@ def _to_2(doc: dict[str, Any]) -> dict[str, Any]:
     for key in _ADDED_IN_2:
         out.setdefault(key, None)
     out["schema_version"] = 2
+    return out
+
+
+def _to_3(doc: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 -> 3: Server's completed samples per second follows from the recorded counts
+    ((n - 1) / duration, as the load generator computes it); whether early stopping was met and
+    the stale completions were not recorded, so they are null. Server never had an early-stopping
+    latency estimate (schema 2 wrote 0 for it): null."""
+    out = dict(doc, schema_version=3)
+    m = out.get("metrics")
+    if isinstance(m, dict):
+        m = out["metrics"] = dict(m)
+        n, d = m.get("completed_samples") or 0, m.get("duration_s") or 0
+        server = out.get("scenario") == "server" and n > 1 and d > 0
+        m.setdefault("completed_samples_per_second", (n - 1) / d if server else None)
+        m["early_stopping"] = {**(m.get("early_stopping") or {}), "met": None}
+        if out.get("scenario") == "server":
+            m["early_stopping"]["latency_ms"] = None
+        m.setdefault("stale_completions", None)
     return out
 
 

@@ -16,7 +16,7 @@ def _write(tmp_path, doc):
 
 def test_schema_1_is_migrated_with_unmeasured_sections_null(tmp_path):
     doc = load_result(_write(tmp_path, {"schema_version": 1, "run_id": "r", "valid": True}))
-    assert doc["schema_version"] == SCHEMA_VERSION == 2
+    assert doc["schema_version"] == SCHEMA_VERSION == 3
     for key in ("fidelity", "robustness", "power", "telemetry", "repeat"):
         assert doc[key] is None
     assert doc["run_id"] == "r" and doc["valid"] is True

@@ -134,6 +134,73 @@ def test_item3_a_stale_completion_is_counted_and_ignored():
     assert m.completed_samples == m.issued_samples == 10
 
 
+def test_item3_results_count_stale_completions(capsys, out_dir):
+    code, doc = run_json(capsys, out_dir, *NULL, "--scenario", "single-stream",
+                         "--duration", "0.2", "--warmup", "0", "--min-queries", "70")
+    assert doc["metrics"]["stale_completions"] == 0
+
+
+# --- item 4: early stopping met, and Server's MLPerf v5 headline ------------------------------
+
+@pytest.fixture(scope="module")
+def failed_server(tmp_path_factory):
+    """A Server run whose every query is over a 1 us bound: early stopping is applicable (enough
+    queries) but not met."""
+    from hwbench.cli import main
+
+    root = tmp_path_factory.mktemp("trust") / "runs"
+    code = main(["run", "--output", str(root), "--quiet", *NULL, "--scenario", "server",
+                 "--target-qps", "2000", "--latency-bound-ms", "0.001", "--duration", "0.5",
+                 "--warmup", "0", "--min-queries", "600"])
+    (run_dir,) = [p for p in root.iterdir() if p.is_dir()]
+    return code, run_dir
+
+
+def test_item4_summary_says_early_stopping_not_met(failed_server):
+    code, run_dir = failed_server
+    text = (run_dir / "summary.txt").read_text()
+    doc = json.loads((run_dir / "result.json").read_text())
+    assert code == 3 and doc["valid"] is False
+    assert doc["metrics"]["early_stopping"]["supported"] is True  # enough queries to judge
+    assert "Early stopping satisfied: No" in text  # it printed "Yes": supported, not met
+    assert doc["metrics"]["early_stopping"]["met"] is False
+    # Server's early stopping judges a count, it has no latency estimate to print as 0
+    assert doc["metrics"]["early_stopping"]["latency_ms"] is None
+    assert "percentile estimate" not in text
+
+
+def test_item4_server_reports_mlperf_v5_headline_beside_scheduled_qps(failed_server):
+    _, run_dir = failed_server
+    text = (run_dir / "summary.txt").read_text()
+    doc = json.loads((run_dir / "result.json").read_text())
+    m = doc["metrics"]
+    assert doc["schema_version"] == 3
+    assert m["completed_samples_per_second"] == pytest.approx(
+        (m["completed_samples"] - 1) / m["duration_s"], rel=1e-9)
+    assert m["scenario_metric"]["name"] == "scheduled_qps"
+    assert re.search(r"^Completed samples per second : [\d.]+ \(MLPerf v5", text, re.M)
+    assert "Headline used : scheduled samples per second" in text
+
+
+def test_item4_schema_2_results_are_migrated(capsys, failed_server, tmp_path):
+    """An older result gains the Server headline from its own counts; what it did not record
+    (early stopping met, stale completions) is null, not guessed."""
+    _, run_dir = failed_server
+    doc = json.loads((run_dir / "result.json").read_text())
+    doc["schema_version"] = 2
+    del doc["metrics"]["completed_samples_per_second"], doc["metrics"]["stale_completions"]
+    del doc["metrics"]["early_stopping"]["met"]
+    doc["metrics"]["early_stopping"]["latency_ms"] = 0.0  # what schema 2 wrote for Server
+    (tmp_path / "result.json").write_text(json.dumps(doc))
+    code, out, _ = cli(capsys, "show", str(tmp_path), "--json")
+    m = json.loads(out)["metrics"]
+    assert code == 0 and json.loads(out)["schema_version"] == 3
+    assert m["completed_samples_per_second"] == pytest.approx(
+        (m["completed_samples"] - 1) / m["duration_s"])
+    assert m["early_stopping"]["met"] is None and m["stale_completions"] is None
+    assert m["early_stopping"]["latency_ms"] is None
+
+
 # --- item 5: MLPerf's current minimum query counts --------------------------------------------
 
 @pytest.mark.parametrize("scenario,extra", [
