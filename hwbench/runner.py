@@ -211,6 +211,10 @@ def execute(cfg: RunConfig, reporter: Reporter,
     `annotate`, when given, may add to the finished document just before it is written (a
     ``--repeat`` series records its group and spread this way).
     """
+    root = Path(cfg.output) if cfg.output else default_output_root()
+    if root.exists() and not root.is_dir():  # found now, not after measuring
+        raise UsageError(f"--output {root} is a file, not a directory: give a directory for the "
+                         "runs (created if missing)")
     run = _Run(cfg, reporter)
     try:
         source = run.workload.artifact(progress=reporter.info)

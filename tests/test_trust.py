@@ -323,6 +323,15 @@ def test_item8_every_command_refuses_a_path_that_is_not_a_run(capsys, output_roo
     assert "is not a run directory" in _one_line(code, err)
 
 
+def test_item8_an_output_root_that_is_a_file_is_refused_before_measuring(capsys, tmp_path):
+    path = tmp_path / "runs"
+    path.write_text("not a directory")
+    code, out, err = cli(capsys, "run", *NULL, "--scenario", "single-stream", "--duration",
+                         "0.1", "--warmup", "0", "--quiet", "--output", str(path))
+    assert "is a file, not a directory" in _one_line(code, err)  # was exit 1 after measuring
+    assert path.read_text() == "not a directory"
+
+
 def test_item8_summary_names_the_profile_that_ran(capsys, out_dir):
     code, doc = run_json(capsys, out_dir, *NULL, "--scenario", "single-stream", "--profile",
                          "mlperf", "--duration", "0.2", "--warmup", "0")
