@@ -124,7 +124,7 @@ int64_t early_stopping_max_overlatency(uint64_t n, double percentile, double con
 
 std::vector<int64_t> server_schedule(double qps, uint64_t min_n, double min_duration_s,
                                      uint64_t seed) {
-  Rng rng(seed);
+  Rng rng(stream_seed(seed, Stream::Schedule));
   std::vector<int64_t> out;
   out.reserve(min_n);
   double t = 0;
@@ -210,6 +210,11 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
   if (s.scenario == Scenario::Server && !r.issue_ns.empty()) {
     double span = static_cast<double>(r.issue_ns.back() - start_ns) / 1e9;
     m.scheduled_qps = span > 0 ? m.issued_queries / span : 0.0;
+    // MLPerf v5 (results.cc): (sample count - 1) / the last completion's time since the start;
+    // the first sample opens the time range rather than filling it.
+    if (m.duration_s > 0 && m.completed_samples > 1) {
+      m.completed_samples_per_second = (m.completed_samples - 1) / m.duration_s;
+    }
   }
   std::sort(lat.begin(), lat.end());
   if (!lat.empty()) {
@@ -235,19 +240,32 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
   const int64_t bound_ns = static_cast<int64_t>(s.latency_bound_s * 1e9);
   if (nq == 0) why.push_back("no query completed in the measured window");
 
+  // Offline, accuracy mode and early stopping turned off have nothing to satisfy (as in MLPerf).
+  m.early_stopping_met = s.mode == Mode::Accuracy || s.scenario == Scenario::Offline ||
+                         !s.early_stopping;
   if (s.mode == Mode::Accuracy) {
     m.meets_min_duration = m.meets_min_queries = true;
     if (m.completed_samples != m.issued_samples || m.issued_samples != s.total_sample_count) {
       why.push_back("accuracy mode did not complete every sample of the set exactly once");
     }
   } else {
-    m.meets_min_duration = m.duration_s >= s.min_duration_s;
+    // MLPerf LoadGen (results.cc, MinDurationMet): SingleStream and MultiStream are judged by
+    // the final query's issue time, the others by the last completion (Server's schedule always
+    // extends past the minimum, so its final scheduled arrival does too).
+    const bool by_issue = s.scenario == Scenario::SingleStream ||
+                          s.scenario == Scenario::MultiStream;
+    double span_s = m.duration_s;
+    if (by_issue && !r.issue_ns.empty()) {
+      span_s = static_cast<double>(r.issue_ns.back() - start_ns) / 1e9;
+    }
+    m.meets_min_duration = span_s >= s.min_duration_s;
     const uint64_t counted = s.scenario == Scenario::Offline ? m.completed_samples : nq;
     m.meets_min_queries = counted >= s.min_query_count;
     if (!m.meets_min_duration) {
       char buf[160];
-      std::snprintf(buf, sizeof buf, "too short: %.3f s measured, the minimum is %.3f s",
-                    m.duration_s, s.min_duration_s);
+      std::snprintf(buf, sizeof buf, "too short: %.3f s measured%s, the minimum is %.3f s",
+                    span_s, by_issue ? " to the last issue" : "",
+                    s.min_duration_s);
       why.push_back(buf);
     }
     if (!m.meets_min_queries) {
@@ -269,7 +287,7 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
                       std::to_string(m.early_stopping_min_queries));
       } else {
         const int64_t t = early_stopping_max_overlatency(nq, p, conf);
-        m.early_stopping_supported = true;
+        m.early_stopping_supported = m.early_stopping_met = true;
         m.early_stopping_latency_ns = static_cast<double>(lat[nq - static_cast<uint64_t>(t)]);
       }
       if (bound_ns > 0) {
@@ -297,7 +315,9 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
           why.push_back("too few queries to judge " + pct_name(p) + " latency: " +
                         std::to_string(nq) + " completed, early stopping needs at least " +
                         std::to_string(m.early_stopping_min_queries));
-        } else if (static_cast<int64_t>(m.overlatency_queries) > allowed) {
+        } else if (static_cast<int64_t>(m.overlatency_queries) <= allowed) {
+          m.early_stopping_met = true;
+        } else {
           why.push_back(pct_name(p) + " latency bound " + fmt_ms(bound_ns) + " not met: " +
                         std::to_string(m.overlatency_queries) + " of " + std::to_string(nq) +
                         " queries over the bound, early stopping needs at least " +

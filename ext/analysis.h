@@ -55,6 +55,7 @@ struct Summary {
   double samples_per_second = 0;
   double queries_per_second = 0;
   double scheduled_qps = 0;           // Server: arrivals per second of the schedule
+  double completed_samples_per_second = 0;  // Server: MLPerf v5's headline, (n - 1) / last completion
   LatencyStats latency;               // per query (Offline: per sample)
   double target_percentile = 0;
   double percentile_latency_ns = 0;   // the target percentile of the measured latencies
@@ -62,6 +63,9 @@ struct Summary {
   double early_stopping_latency_ns = 0;  // single/multi-stream: upper estimate of the percentile
   uint64_t overlatency_queries = 0;   // queries above the latency bound
   uint64_t early_stopping_min_queries = 0;  // queries needed to judge the percentile at all
+  bool early_stopping_met = false;    // MLPerf results.cc's "Early stopping satisfied": the
+                                      // estimate could be made (streams) or the over-bound count
+                                      // is within what the query count allows (Server)
   bool meets_min_duration = false;
   bool meets_min_queries = false;
   std::string metric_name;

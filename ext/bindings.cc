@@ -134,6 +134,7 @@ nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
   d["summary"] = out.summary;
   d["records"] = records_dict(std::move(out.records));
   d["errors"] = out.errors;
+  d["stale_completions"] = out.stale_completions;
   d["interrupted"] = out.interrupted;
   d["start_ns"] = out.start_ns;
   return d;
@@ -199,6 +200,7 @@ NB_MODULE(_loadgen, m) {
       .def_ro("samples_per_second", &Summary::samples_per_second)
       .def_ro("queries_per_second", &Summary::queries_per_second)
       .def_ro("scheduled_qps", &Summary::scheduled_qps)
+      .def_ro("completed_samples_per_second", &Summary::completed_samples_per_second)
       .def_ro("latency", &Summary::latency)
       .def_ro("target_percentile", &Summary::target_percentile)
       .def_ro("percentile_latency_ns", &Summary::percentile_latency_ns)
@@ -206,6 +208,7 @@ NB_MODULE(_loadgen, m) {
       .def_ro("early_stopping_latency_ns", &Summary::early_stopping_latency_ns)
       .def_ro("overlatency_queries", &Summary::overlatency_queries)
       .def_ro("early_stopping_min_queries", &Summary::early_stopping_min_queries)
+      .def_ro("early_stopping_met", &Summary::early_stopping_met)
       .def_ro("meets_min_duration", &Summary::meets_min_duration)
       .def_ro("meets_min_queries", &Summary::meets_min_queries)
       .def_ro("metric_name", &Summary::metric_name)

@@ -55,6 +55,7 @@ struct RunOutput {
   Summary summary;
   Records records;         // measured window only
   std::vector<std::string> errors;  // faults that invalidate the run (abort, timeout, bad ids)
+  uint64_t stale_completions = 0;  // completions of an earlier run's ids, counted and ignored
   bool interrupted = false;
   int64_t start_ns = 0;    // steady-clock time at which the measured window began
 };
@@ -79,8 +80,14 @@ class LoadGen {
                 const std::function<std::shared_ptr<void>()>& issue_thread_scope = {});
 
   /// \brief Marks samples complete, taking one timestamp for the call. Thread-safe. Ignored
-  /// when no run is open (a completion that comes after run() returned).
+  /// when no run is open (a completion that comes after run() returned). An id carries its run's
+  /// tag (see kRunTagShift): an id of an earlier run, completed late during this one, is counted
+  /// as stale and ignored; it never completes this run's sample of the same sequence number.
   void complete(const uint64_t* ids, size_t n);
+
+  /// \brief Sample ids are (run tag << kRunTagShift) | sequence number within the run. Run tags
+  /// come from one process-wide counter, so no two runs of any LoadGen share an id.
+  static constexpr unsigned kRunTagShift = 32;
 
   /// \brief Stops the run as soon as possible and marks it invalid with `reason`. Thread-safe.
   void abort(const std::string& reason);
@@ -112,6 +119,8 @@ class LoadGen {
   std::atomic<uint64_t> issued_{0};
   std::atomic<uint64_t> completed_{0};
   std::atomic<uint64_t> bad_completions_{0};
+  std::atomic<uint64_t> stale_completions_{0};
+  std::atomic<uint64_t> run_tag_{0};  // this run's tag, already shifted into the high bits
   std::atomic<bool> abort_{false};
   std::atomic<bool> running_{false};
   // Completions are accepted only while a run is open; `completing_` counts complete() calls in

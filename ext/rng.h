@@ -8,6 +8,23 @@
 
 namespace hwbench {
 
+/// \brief The independent random streams of a run. Each is seeded from its own setting through
+/// stream_seed(), so no two share a draw even when their settings are equal or adjacent (MLPerf
+/// LoadGen keeps separate qsl, sample-index and schedule seeds for the same reason).
+enum class Stream : uint64_t { SampleSet = 1, WarmupIndex = 2, SampleIndex = 3, Schedule = 4 };
+
+/// \brief SplitMix64's finaliser: a bijection of 64-bit values that scatters neighbours.
+inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/// \brief The engine seed of stream `s` drawn from setting `seed`.
+inline uint64_t stream_seed(uint64_t seed, Stream s) {
+  return mix64(seed + 0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(s));
+}
+
 class Rng {
  public:
   explicit Rng(uint64_t seed) : engine_(seed) {}

@@ -36,7 +36,7 @@ def test_history_of_real_runs(capsys, four_runs, tmp_path):
     assert out.count("needs 3 earlier valid runs") == 3
     # A shared machine may really slow the fourth run down, so its verdict is not asserted; a
     # fifth run at a hundredth of the slowest real figure regresses against that real history,
-    # and the command says so and exits 1.
+    # and the command says so and exits 5 (a regression).
     slowest = min(load_result(d)["metrics"]["scenario_metric"]["value"] for d in dirs)
 
     def collapsed(doc):
@@ -48,7 +48,7 @@ def test_history_of_real_runs(capsys, four_runs, tmp_path):
     code, out, err = cli(capsys, "history", "--root", str(copy_root), "--workload", "tiny")
     last = [line for line in out.splitlines() if "-collapsed" in line]
     assert len(last) == 1 and "PERFORMANCE REGRESSION" in last[0]
-    assert code == 1 and "the latest run regressed" in out, err
+    assert code == 5 and "the latest run regressed" in out, err
 
 
 def test_stable_history_is_not_flagged(capsys, four_runs, tmp_path):
@@ -81,7 +81,7 @@ def test_slow_latest_run_is_flagged(capsys, four_runs, tmp_path):
         doc["created_utc"] = "2999-01-01T00:00:09Z"
     derive(dirs[0], copy_root, slower, "slow")
     code, out, _ = cli(capsys, "history", "--root", str(copy_root))
-    assert code == 1
+    assert code == 5
     last = out.strip().splitlines()[-3]
     assert "-slow" in last and "PERFORMANCE REGRESSION" in last
     assert "the latest run regressed" in out

@@ -50,10 +50,12 @@ class PacedSut(InlineSut):
 
 
 class ThreadedSut:
-    """Completes samples on a worker thread after `delay_s`."""
+    """Completes samples on a worker thread after `delay_s`, except the `drop`-th ones (counted
+    from 0 in issue order; ids themselves are opaque)."""
 
     def __init__(self, lg, delay_s=0.0, drop=()):
         self.lg, self.delay, self.drop = lg, delay_s, set(drop)
+        self.seen = 0
         self.q: list[np.ndarray] = []
         self.cv = threading.Condition()
         self.stop = False
@@ -77,7 +79,9 @@ class ThreadedSut:
                     return
                 ids = self.q.pop(0)
             time.sleep(self.delay)
-            keep = np.array([i for i in ids.tolist() if i not in self.drop], dtype=np.uint64)
+            keep = np.array([i for k, i in enumerate(ids.tolist(), self.seen)
+                             if k not in self.drop], dtype=np.uint64)
+            self.seen += len(ids)
             self.lg.complete(keep)
 
     def close(self):
@@ -162,7 +166,9 @@ def test_server_latency_counts_from_scheduled_arrival():
     offsets = lgm.server_schedule(400.0, 100, 0.2, s.schedule_seed)
     np.testing.assert_array_equal(scheduled - out["start_ns"], offsets[rec["query"]])
     # ... the queries that fell due during the stall were issued late ...
-    actual = np.array([issued_at[i] for i in range(len(rec["index"]))], np.int64)
+    # Ids are opaque (they carry their run's tag); the records list samples in id order.
+    actual = np.array([t for _, t in sorted(issued_at.items())], np.int64)
+    assert len(actual) == len(rec["index"])
     lateness = actual - scheduled
     assert (lateness >= 0).all() and (lateness > 20_000_000).sum() >= 5
     # ... and their latency includes that lateness.

@@ -63,7 +63,7 @@ def test_unmeetable_bound_and_missing_power_fail(capsys, tmp_path):
     path = _profile(tmp_path, _req("latency", percentile=99, max_ms=0.000001),
                     _req("power", max_watts=15), _req("valid"))
     code, out, err, junit = _qualify(capsys, tmp_path, path)
-    assert code == 1, err
+    assert code == 4, err
     assert "Overall: FAIL (1 of 3" in out
     assert "not <= 1e-06 ms" in out and "not measured: no power sensor reading" in out
     failures = [c.find("failure") for c in ET.parse(junit).getroot().iter("testcase")]
@@ -76,7 +76,7 @@ def test_too_few_queries_for_the_percentile_fail(capsys, tmp_path):
     path.write_text(path.read_text().replace("min_query_count = 700", "min_query_count = 20")
                     .replace("duration_s = 0.3", "duration_s = 0.0"))
     code, out, _, _ = _qualify(capsys, tmp_path, path)
-    assert code == 1 and "needs at least 662" in out
+    assert code == 4 and "needs at least 662" in out
 
 
 @pytest.mark.parametrize("text, fragment", [

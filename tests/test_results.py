@@ -16,7 +16,7 @@ def _write(tmp_path, doc):
 
 def test_schema_1_is_migrated_with_unmeasured_sections_null(tmp_path):
     doc = load_result(_write(tmp_path, {"schema_version": 1, "run_id": "r", "valid": True}))
-    assert doc["schema_version"] == SCHEMA_VERSION == 2
+    assert doc["schema_version"] == SCHEMA_VERSION == 3
     for key in ("fidelity", "robustness", "power", "telemetry", "repeat"):
         assert doc[key] is None
     assert doc["run_id"] == "r" and doc["valid"] is True
@@ -25,3 +25,11 @@ def test_schema_1_is_migrated_with_unmeasured_sections_null(tmp_path):
 def test_newer_schema_is_refused_with_the_fix(tmp_path):
     with pytest.raises(UsageError, match="upgrade hwbench"):
         load_result(_write(tmp_path, {"schema_version": SCHEMA_VERSION + 1}))
+
+
+def test_schema_2_fidelity_says_it_was_judged_with_fixed_bands(tmp_path):
+    fidelity = {"max_rel_error": 4e-4, "observed_precision": "fp16", "passed": True}
+    doc = load_result(_write(tmp_path, {"schema_version": 2, "run_id": "r", "fidelity": fidelity}))
+    env = doc["fidelity"]["envelope"]
+    assert env["method"].startswith("fixed bands") and env["bounds"]["fp16"] == 1.5e-3
+    assert doc["fidelity"]["observed_precision"] == "fp16"  # the verdict as it was made

@@ -1,7 +1,6 @@
 """The ``hwbench`` command. One module per subcommand; each adds its parser and its handler.
 
-Exit status: 0 valid run, 1 internal failure, 2 bad input, 3 run completed but invalid,
-130 interrupted (Ctrl-C; results written, marked invalid).
+Exit status: one table for every command, in hwbench.errors (and EPILOG below).
 """
 from __future__ import annotations
 
@@ -11,15 +10,18 @@ import sys
 import traceback
 
 from hwbench import __version__
-from hwbench.errors import HwbenchError
+from hwbench.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, HwbenchError
 from hwbench.cli import compare as compare_cmd, history as history_cmd, list as list_cmd, \
     qualify as qualify_cmd, report as report_cmd, run as run_cmd, show as show_cmd
 
-EPILOG = """exit status:
-  0    the run is valid
-  1    internal failure (results measured so far are still written)
+EPILOG = """exit status (every command):
+  0    success: the run is valid, every requirement passed, no regression
+  1    internal error (results measured so far are still written)
   2    bad input: the message names the fix
-  3    the run completed but is invalid (the reasons are in the summary)
+  3    run: the run completed but is invalid (the reasons are in the summary)
+  4    qualify: a requirement failed
+  5    history: the newest run regressed
+  6-8  reserved (audit failed, fleet partly completed, compare refused)
   130  interrupted by Ctrl-C (results written, marked invalid)"""
 
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
         return args.handler(args)
     except HwbenchError as exc:
@@ -57,13 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("hwbench: interrupted before measuring began; nothing was written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: one line, the traceback on request
         if os.environ.get("HWBENCH_DEBUG"):
             traceback.print_exc()
         print(f"hwbench: internal error: {type(exc).__name__}: {exc} "
               "(set HWBENCH_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hwbench.analysis import export, history
 from hwbench.cli.compare import add_query_options
-from hwbench.errors import UsageError
+from hwbench.errors import EXIT_OK, EXIT_REGRESSION, UsageError
 from hwbench.results.store import default_output_root, list_runs
 
 
@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("history", help="one configuration's runs over time",
                        description="List the runs of one configuration (workload, scenario, "
                        "settings, backend and its options, system) over time from the index, and "
-                       "flag regressions beyond run-to-run noise. Exit status 1 when the latest "
+                       "flag regressions beyond run-to-run noise. Exit status 5 when the latest "
                        "run regressed.")
     add_query_options(p)
     p.add_argument("--config", metavar="HASH", help="configuration id (from an earlier "
@@ -43,4 +43,4 @@ def handle(args: argparse.Namespace) -> int:
     print(export.terminal([table]), end="")
     if args.html:
         print(f"written to {export.write_new(args.html, history.page(rows, table))}")
-    return 1 if "REGRESSION" in history.flags(rows)[-1] else 0
+    return EXIT_REGRESSION if "REGRESSION" in history.flags(rows)[-1] else EXIT_OK

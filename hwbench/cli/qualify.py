@@ -1,6 +1,7 @@
 """``hwbench qualify --profile FILE``: does this device meet a profile's requirements?
 
-Exit status: 0 every requirement passed, 1 any failed, 2 bad profile, 130 interrupted.
+Exit status: 0 every requirement passed, 4 any failed, 2 bad profile, 1 internal error,
+130 interrupted (the table in hwbench.errors).
 """
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import time
 from pathlib import Path
 
 from hwbench.analysis import export, profile as profiles, qualify
+from hwbench.errors import EXIT_OK, EXIT_QUALIFY_FAIL
 from hwbench.harness.progress import Reporter
-from hwbench.results.store import default_output_root
 from hwbench.passes.runner import EXIT_INTERRUPTED, execute
+from hwbench.results.store import default_output_root
 from hwbench.tables import table
 
 
@@ -19,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("qualify", help="PASS/FAIL a device against a qualification profile",
                        description="Run what a qualification profile (TOML) needs, then judge "
                        "each requirement PASS or FAIL with the measured evidence. Exit status: "
-                       "0 all pass, 1 any fail, 2 bad profile.")
+                       "0 all pass, 4 any fail, 2 bad profile, 1 internal error.")
     p.add_argument("--profile", required=True, metavar="FILE", help="profile TOML (examples: "
                    "scenarios/qualify-*.toml; schema in docs/decisions.md)")
     p.add_argument("--output", metavar="DIR", help="output root for the runs (default: "
@@ -56,7 +58,7 @@ def handle(args: argparse.Namespace) -> int:
           "requirements passed)")
     junit.parent.mkdir(parents=True, exist_ok=True)
     print(f"JUnit XML: {export.write_new(junit, qualify.junit_xml(prof.name, verdicts))}")
-    return 1 if failed else 0
+    return EXIT_QUALIFY_FAIL if failed else EXIT_OK
 
 
 def _default_junit(output: str | None, name: str) -> Path:

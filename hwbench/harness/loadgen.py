@@ -10,7 +10,9 @@ Threading contract
   until the run ends. It checks for Ctrl-C every 20 ms and ends the run, interrupted, if one came.
 * ``SystemUnderTest.issue(ids, indices)`` is called on the load generator's issue thread. It may
   block; while it does, no query is issued, and in Server the delay counts as latency. It must
-  call ``LoadGen.complete(ids)`` for every id, from any thread, exactly once.
+  call ``LoadGen.complete(ids)`` for every id, from any thread, exactly once. Ids are opaque:
+  they carry their run's tag, so a late completion of an earlier run's id is counted as stale
+  and ignored (``stale_completions`` in the run's output), never taken for a current sample.
 * ``SystemUnderTest.flush()`` is called on the issue thread after the last query of a phase.
 * ``QuerySampleLibrary.load(indices)`` / ``unload(indices)`` are called on the issue thread, outside
   any timed phase.

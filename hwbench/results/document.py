@@ -14,13 +14,18 @@ _PCTS = (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"), ("p95
          ("p97", "p97"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max"))
 
 
-def metrics(m: Summary) -> dict[str, Any]:
+def metrics(m: Summary, stale_completions: int = 0) -> dict[str, Any]:
     """The load generator's summary as plain JSON values (latencies in milliseconds)."""
     lat = m.latency
+    # Only the latency scenarios have an early-stopping estimate; Server's early stopping judges
+    # a count of queries over the bound (MLPerf results.cc), so it has none to report.
+    estimate = m.early_stopping_supported and m.metric_name.endswith("_latency_ms")
     return {
         "samples_per_second": m.samples_per_second,
         "queries_per_second": m.queries_per_second,
         "scheduled_qps": m.scheduled_qps or None,
+        # Server: MLPerf v5's headline, (completed samples - 1) / the last completion
+        "completed_samples_per_second": m.completed_samples_per_second or None,
         "completed_samples": m.completed_samples,
         "issued_samples": m.issued_samples,
         "completed_queries": m.completed_queries,
@@ -32,12 +37,14 @@ def metrics(m: Summary) -> dict[str, Any]:
         "percentile_latency_ms": m.percentile_latency_ns / 1e6,
         "early_stopping": {
             "supported": m.early_stopping_supported,
-            "latency_ms": m.early_stopping_latency_ns / 1e6 if m.early_stopping_supported else None,
+            "met": m.early_stopping_met,
+            "latency_ms": m.early_stopping_latency_ns / 1e6 if estimate else None,
             "overlatency_queries": m.overlatency_queries,
             "min_queries": m.early_stopping_min_queries,
         },
         "min_duration_met": m.meets_min_duration,
         "min_queries_met": m.meets_min_queries,
+        "stale_completions": stale_completions,
     }
 
 

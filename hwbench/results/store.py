@@ -25,7 +25,9 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 # Schema history:
 #   1 - first version.
 #   2 - adds fidelity, robustness, power, telemetry and repeat (null when not measured).
-SCHEMA_VERSION = 2
+#   3 - metrics add completed_samples_per_second (Server), early_stopping.met, stale_completions.
+#       fidelity adds envelope (how the precision bounds were derived).
+SCHEMA_VERSION = 3
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -81,10 +83,17 @@ def load_result(run_dir: str | Path) -> dict[str, Any]:
     doc_path = path / "result.json" if path.is_dir() else path
     if not doc_path.is_file():
         raise UsageError(f"{run_dir} is not a run directory: it has no result.json")
+    fix = "give a run directory (OUTPUT/<run-id>) or its result.json"
     try:
         doc = json.loads(doc_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{doc_path} is not valid JSON ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # e.g. a shell glob over the output root that also matched index.sqlite
+        what = "a binary file" if isinstance(exc, UnicodeDecodeError) else f"not valid JSON ({exc})"
+        raise UsageError(f"{run_dir} is not a run directory: {what}; {fix}") from None
+    except OSError as exc:
+        raise UsageError(f"{run_dir} cannot be read ({exc.strerror}); {fix}") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{run_dir} is not a run directory: its JSON is not a result; {fix}")
     return migrate(doc)
 
 
@@ -97,6 +106,8 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
                          f"({SCHEMA_VERSION}): upgrade hwbench")
     if version < 2:
         doc = _to_2(doc)
+    if version < 3:
+        doc = _to_3(doc)
     return doc
 
 
@@ -107,6 +118,35 @@ def _to_2(doc: dict[str, Any]) -> dict[str, Any]:
         out.setdefault(key, None)
     out["schema_version"] = 2
     return out
+
+
+def _to_3(doc: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 -> 3: Server's completed samples per second follows from the recorded counts
+    ((n - 1) / duration, as the load generator computes it); whether early stopping was met and
+    the stale completions were not recorded, so they are null. Server never had an early-stopping
+    latency estimate (schema 2 wrote 0 for it): null. Fidelity in schema 2 was judged against
+    fixed bands, which its envelope now says (the bands as they were then)."""
+    out = dict(doc, schema_version=3)
+    m = out.get("metrics")
+    if isinstance(m, dict):
+        m = out["metrics"] = dict(m)
+        n, d = m.get("completed_samples") or 0, m.get("duration_s") or 0
+        server = out.get("scenario") == "server" and n > 1 and d > 0
+        m.setdefault("completed_samples_per_second", (n - 1) / d if server else None)
+        m["early_stopping"] = {**(m.get("early_stopping") or {}), "met": None}
+        if out.get("scenario") == "server":
+            m["early_stopping"]["latency_ms"] = None
+        m.setdefault("stale_completions", None)
+    f = out.get("fidelity")
+    if isinstance(f, dict) and "envelope" not in f:
+        out["fidelity"] = dict(f, envelope={
+            "method": "fixed bands (schema 2, before envelopes were measured)",
+            "measured_error": {}, "bounds": dict(_SCHEMA_2_BANDS)})
+    return out
+
+
+# Fidelity's fixed bands as schema 2 judged with them (largest error / output scale per level).
+_SCHEMA_2_BANDS = (("fp32", 1e-5), ("fp16", 1.5e-3), ("bf16", 2e-2), ("int8", 2e-1))
 
 
 _COLUMNS = ("run_id", "created_utc", "workload", "scenario", "backend", "mode", "valid",
