@@ -13,6 +13,7 @@ its tests red, 1 otherwise; a table says which.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -66,7 +67,8 @@ def run_mutant(name: str, spec: dict) -> tuple[bool, str, float]:
             rebuild()
     lines = [l for l in res.stdout.splitlines() if l.strip()]
     # --tb=line: one "file:line: Error: message" line per failure says why the test went red.
-    why = [l for l in lines if ".py:" in l and "Error" in l][:1] or lines[-1:] or ["(no output)"]
+    why = ([l for l in lines if re.search(r"\.py:\d+: ", l)][:1] or lines[-1:]
+           or ["(no output)"])
     return res.returncode == 1, why[0][-160:], time.monotonic() - start
 
 
