@@ -1,7 +1,7 @@
 """``hwbench qualify --profile FILE``: does this device meet a profile's requirements?
 
 Exit status: 0 every requirement passed, 4 any failed, 2 bad profile, 1 internal error,
-130 interrupted (the table in hwbench.errors).
+130 interrupted, 3 a run left a backend call stuck (no verdict; the table in hwbench.errors).
 """
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def handle(args: argparse.Namespace) -> int:
         if outcome.exit_code == EXIT_INTERRUPTED:
             print(f"interrupted during run {name}: no verdict (what ran is written)")
             return EXIT_INTERRUPTED
+        if outcome.abandoned:  # the next run would compete with the stuck call, or get stuck
+            print(f"a backend call got stuck during run {name} and was abandoned: no verdict "
+                  "(what ran is written)")
+            return outcome.exit_code
     verdicts = [qualify.judge(r, docs[r.run]) for r in prof.requirements]
     rows = [(v.requirement.name, v.status, v.evidence) for v in verdicts]
     print(table(("requirement", "verdict", "evidence"), rows,
