@@ -21,7 +21,8 @@ EPILOG = """exit status (every command):
   0    success: the run is valid, every requirement passed, no regression
   1    internal error (results measured so far are still written)
   2    bad input: the message names the fix
-  3    run: the run completed but is invalid (the reasons are in the summary)
+  3    run: the run completed but is invalid (the reasons are in the summary);
+       qualify: a run left a backend call stuck (no verdict; what ran is written)
   4    qualify: a requirement failed
   5    history: the newest run regressed
   6-8  reserved (audit failed, fleet partly completed, compare refused)

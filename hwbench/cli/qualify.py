@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("qualify", help="PASS/FAIL a device against a qualification profile",
                        description="Run what a qualification profile (TOML) needs, then judge "
                        "each requirement PASS or FAIL with the measured evidence. Exit status: "
-                       "0 all pass, 4 any fail, 2 bad profile, 1 internal error.")
+                       "0 all pass, 4 any fail, 2 bad profile, 1 internal error, 3 a run left "
+                       "a backend call stuck (no verdict).")
     p.add_argument("--profile", required=True, metavar="FILE", help="profile TOML (examples: "
                    "scenarios/qualify-*.toml; schema in docs/decisions.md)")
     p.add_argument("--output", metavar="DIR", help="output root for the runs (default: "
