@@ -7,6 +7,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <cstring>
+#include <memory>
 
 #include "analysis.h"
 #include "loadgen.h"
@@ -115,8 +116,9 @@ struct IssueThreadState {
 };
 
 nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
-  PySut py_sut(sut, &lg);
-  PyLibrary py_qsl(qsl, &lg);
+  // On the heap: a run that abandons its issue thread leaves them to that thread (below).
+  auto py_sut = std::make_unique<PySut>(sut, &lg);
+  auto py_qsl = std::make_unique<PyLibrary>(qsl, &lg);
   auto poll = []() -> std::string {
     nb::gil_scoped_acquire gil;
     if (PyErr_CheckSignals() == 0) return {};
@@ -127,8 +129,19 @@ nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
   RunOutput out;
   {
     nb::gil_scoped_release release;
-    out = lg.run(py_sut, py_qsl, s, poll,
+    out = lg.run(*py_sut, *py_qsl, s, poll,
                  [] { return std::shared_ptr<void>(std::make_shared<IssueThreadState>()); });
+  }
+  if (out.abandoned) {
+    // A deliberate leak: the abandoned issue thread may come back from its stuck call at any
+    // time and then use the LoadGen, the SUT and the sample library (and the Python objects they
+    // hold). None of them may ever be freed; the LoadGen is retired and refuses to run again.
+    py_sut.release();
+    py_qsl.release();
+    nb::find(&lg).release();
+    // nanobind lists leaked instances at exit to catch reference-counting bugs; this one is on
+    // purpose, and the interpreter only finalises at all when the caller chose not to os._exit.
+    nb::set_leak_warnings(false);
   }
   nb::dict d;
   d["summary"] = out.summary;
@@ -136,6 +149,7 @@ nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
   d["errors"] = out.errors;
   d["stale_completions"] = out.stale_completions;
   d["interrupted"] = out.interrupted;
+  d["abandoned"] = out.abandoned;
   d["start_ns"] = out.start_ns;
   return d;
 }
@@ -227,6 +241,8 @@ NB_MODULE(_loadgen, m) {
       .def("abort", &LoadGen::abort, "reason"_a,
            "Stops the run as soon as possible, marking it invalid. Thread-safe.")
       .def("is_aborted", &LoadGen::is_aborted, "True once the run was aborted. Thread-safe.")
+      .def_prop_ro("retired", &LoadGen::retired,
+                   "True once a run abandoned a stuck call: this LoadGen never runs again.")
       .def(
           "progress",
           [](const LoadGen& lg) {

@@ -102,6 +102,8 @@ void LoadGen::complete(const uint64_t* ids, size_t n) {
     }
     ++good;
   }
+  // Stored before the count, so that the watchdog never sees a new count with an old time.
+  if (good) last_progress_ns_.store(t, std::memory_order_relaxed);
   completed_.fetch_add(good, std::memory_order_acq_rel);
   if (waiters_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> lk(mu_);
@@ -115,6 +117,37 @@ void LoadGen::complete(const uint64_t* ids, size_t n) {
 void LoadGen::close_completions() {
   accepting_.store(false, std::memory_order_seq_cst);
   while (completing_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+}
+
+// An issue that makes samples outstanding when none were starts the watchdog's clock; while
+// samples are outstanding, only completions move it. Called before `issued_` is published.
+void LoadGen::note_issue(uint64_t first, int64_t t) {
+  if (completed_.load(std::memory_order_relaxed) >= first) {
+    last_progress_ns_.store(t, std::memory_order_relaxed);
+  }
+}
+
+std::string LoadGen::timeout_reason(uint64_t outstanding, double timeout_s) const {
+  return std::to_string(outstanding) + " sample(s) not completed within the sample timeout of " +
+         std::to_string(timeout_s) + " s";
+}
+
+// The calling thread's check, every 20 ms: samples outstanding and no completion for the sample
+// timeout abort the run, even while the issue thread is blocked inside the SUT (wait_completed
+// only judges while the issue thread waits). Progress is judged per completion, never per
+// issue() call: an Offline issue() legitimately lasts minutes while its batches complete.
+void LoadGen::watchdog(double timeout_s) {
+  const uint64_t issued = issued_.load(std::memory_order_acquire);
+  const uint64_t done = completed_.load(std::memory_order_acquire);
+  if (done >= issued || aborted()) return;
+  if (now_ns() - last_progress_ns_.load(std::memory_order_relaxed) <= seconds_to_ns(timeout_s)) {
+    return;
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  if (aborted()) return;  // wait_completed timed out first: one reason, not two
+  errors_.push_back(timeout_reason(issued - done, timeout_s));
+  abort_.store(true, std::memory_order_release);
+  cv_.notify_all();
 }
 
 // Records `n` samples as one or more queries of `per_query` samples, then hands them to the SUT.
@@ -136,9 +169,35 @@ uint64_t LoadGen::issue_samples(SystemUnderTest& sut, const uint64_t* indices, s
     b.issue_ns[s] = stamp;
     ids[i] = run_tag_.load(std::memory_order_relaxed) | id;
   }
+  note_issue(first, stamp);
   issued_.store(first + n, std::memory_order_release);
+  in_call_.store("issue", std::memory_order_relaxed);
   sut.issue(ids.data(), indices, n);
+  in_call_.store(nullptr, std::memory_order_relaxed);
   return first + n;
+}
+
+// The calls into the SUT and the sample library other than issue(), each marked so that an
+// abandoned run can name the call its issue thread was stuck in.
+void LoadGen::flush_sut(SystemUnderTest& sut) {
+  in_call_.store("flush", std::memory_order_relaxed);
+  sut.flush();
+  in_call_.store(nullptr, std::memory_order_relaxed);
+}
+
+void LoadGen::load_samples(SampleLibrary& qsl) {
+  in_call_.store("load", std::memory_order_relaxed);
+  qsl.load(loaded_);
+  in_call_.store(nullptr, std::memory_order_relaxed);
+}
+
+// An abandoned issue thread that comes back skips unload(): its run is over and written, and
+// its sample library may already serve nothing.
+void LoadGen::unload_samples(SampleLibrary& qsl) {
+  if (retired()) return;
+  in_call_.store("unload", std::memory_order_relaxed);
+  qsl.unload(loaded_);
+  in_call_.store(nullptr, std::memory_order_relaxed);
 }
 
 bool LoadGen::wait_completed(uint64_t target, double timeout_s) {
@@ -163,8 +222,7 @@ bool LoadGen::wait_completed(uint64_t target, double timeout_s) {
       last = c;
       last_progress = t;
     } else if (t - last_progress > seconds_to_ns(timeout_s)) {
-      errors_.push_back(std::to_string(target - c) + " sample(s) not completed within the " +
-                        "sample timeout of " + std::to_string(timeout_s) + " s");
+      errors_.push_back(timeout_reason(target - c, timeout_s));
       abort_.store(true, std::memory_order_release);
       break;
     }
@@ -208,7 +266,7 @@ void LoadGen::run_offline(SystemUnderTest& sut, const Settings& s, Phase& ph) {
   phase_start_ns_.store(start);
   measure_start_ns_ = start;
   issue_samples(sut, idx.data(), idx.size(), start, 0);
-  if (!aborted()) sut.flush();
+  if (!aborted()) flush_sut(sut);
 }
 
 // Server: Poisson arrivals on the load generator's clock. Queries that fall due while the SUT
@@ -256,11 +314,14 @@ void LoadGen::run_server(SystemUnderTest& sut, const Settings& s, Phase& ph) {
       b.issue_ns[sl] = start + offsets[k];
       ids[k - i] = tag | id;
     }
+    note_issue(first, t);
     issued_.store(first + (j - i), std::memory_order_release);
+    in_call_.store("issue", std::memory_order_relaxed);
     sut.issue(ids.data(), idx.data() + i, j - i);
+    in_call_.store(nullptr, std::memory_order_relaxed);
     i = j;
   }
-  if (!aborted()) sut.flush();
+  if (!aborted()) flush_sut(sut);
 }
 
 void LoadGen::run_phase(SystemUnderTest& sut, const Settings& s, Phase& ph) {
@@ -289,7 +350,7 @@ void LoadGen::run_accuracy(SystemUnderTest& sut, SampleLibrary& qsl, const Setti
     loaded_.clear();
     for (uint64_t i = lo; i < hi; ++i) loaded_.push_back(i);
     phase_.store(kLoading);
-    qsl.load(loaded_);
+    load_samples(qsl);
     phase_.store(kMeasure);
     if (sequential) {
       for (uint64_t i = 0; i < loaded_.size() && !aborted(); i += per_query) {
@@ -299,17 +360,21 @@ void LoadGen::run_accuracy(SystemUnderTest& sut, SampleLibrary& qsl, const Setti
       }
     } else {
       issue_samples(sut, loaded_.data(), loaded_.size(), now_ns(), query++);
-      if (!aborted()) sut.flush();
+      if (!aborted()) flush_sut(sut);
       wait_completed(issued_.load(), s.sample_timeout_s);
     }
-    qsl.unload(loaded_);
+    unload_samples(qsl);
   }
 }
 
-RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings& s,
+RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings& settings,
                        const std::function<std::string()>& poll,
                        const std::function<std::shared_ptr<void>()>& issue_thread_scope) {
-  validate(s);
+  validate(settings);
+  if (retired()) {
+    throw std::runtime_error("this LoadGen abandoned a stuck call in an earlier run and cannot run "
+                             "again: create a new one");
+  }
   if (running_.exchange(true)) throw std::runtime_error("this LoadGen is already running");
   log_.reset();
   issued_ = 0;
@@ -322,18 +387,34 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
   measure_first_id_ = measure_end_id_ = 0;
   phase_.store(kLoading);
   phase_start_ns_.store(0);
+  last_progress_ns_.store(now_ns());
+  in_call_.store(nullptr);
   accepting_.store(true, std::memory_order_seq_cst);
 
-  std::atomic<bool> done{false};
-  std::thread issuer([&] {
-    std::shared_ptr<void> scope = issue_thread_scope ? issue_thread_scope() : nullptr;
+  // What the issue thread uses besides `this`, `sut` and `qsl` lives on the heap, shared with it:
+  // an abandoned thread outlives this call's stack.
+  struct IssueThread {
+    Settings s;
+    std::function<std::shared_ptr<void>()> scope;
+    std::atomic<bool> done{false};
+  };
+  auto shared = std::make_shared<IssueThread>();
+  shared->s = settings;
+  shared->scope = issue_thread_scope;
+  SystemUnderTest* sut_p = &sut;
+  SampleLibrary* qsl_p = &qsl;
+  std::thread issuer([this, shared, sut_p, qsl_p] {
+    SystemUnderTest& sut = *sut_p;
+    SampleLibrary& qsl = *qsl_p;
+    const Settings& s = shared->s;
+    std::shared_ptr<void> scope = shared->scope ? shared->scope() : nullptr;
     try {
       if (s.mode == Mode::Accuracy) {
         run_accuracy(sut, qsl, s);
       } else {
         Rng pick(stream_seed(s.sample_seed, Stream::SampleSet));
         loaded_ = choose_distinct(s.total_sample_count, s.performance_sample_count, &pick);
-        qsl.load(loaded_);
+        load_samples(qsl);
         if (!aborted() && (s.warmup_s > 0 || s.warmup_queries > 0)) {
           phase_.store(kWarmup);
           Phase w;
@@ -343,7 +424,7 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
           w.samples_per_query = std::max<uint64_t>(1, s.warmup_samples_per_query);
           w.seed = stream_seed(s.sample_seed, Stream::WarmupIndex);
           run_phase(sut, s, w);
-          if (!aborted()) sut.flush();
+          if (!aborted()) flush_sut(sut);
           wait_completed(issued_.load(), s.sample_timeout_s);
         }
         measure_first_id_ = issued_.load();
@@ -361,38 +442,73 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
         }
         phase_.store(kDrain);
         if (!aborted()) wait_completed(issued_.load(), s.sample_timeout_s);
-        qsl.unload(loaded_);
+        unload_samples(qsl);
       }
     } catch (const std::exception& e) {
       abort(std::string("load generator fault: ") + e.what());
     }
+    if (retired()) return;  // abandoned: the run was analysed without this thread
     measure_end_id_ = issued_.load();
-    done.store(true, std::memory_order_release);
+    shared->done.store(true, std::memory_order_release);
     std::lock_guard<std::mutex> lk(mu_);
     cv_.notify_all();
   });
 
   RunOutput out;
-  while (!done.load(std::memory_order_acquire)) {
+  const Settings& s = settings;
+  int64_t aborted_at = 0;
+  const int64_t grace_ns = int64_t{kAbandonGraceMs} * 1000000;
+  while (!shared->done.load(std::memory_order_acquire)) {
     {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait_for(lk, std::chrono::milliseconds(20));
     }
-    if (done.load(std::memory_order_acquire)) break;
+    if (shared->done.load(std::memory_order_acquire)) break;
+    if (aborted()) {
+      // The issue thread has been told to stop; a call that does not come back is abandoned.
+      // Nothing is polled meanwhile: a second Ctrl-C is left for the caller (the CLI exits).
+      const int64_t t = now_ns();
+      if (!aborted_at) aborted_at = t;
+      if (t - aborted_at > grace_ns) break;
+      continue;
+    }
     std::string reason = poll ? poll() : std::string();
     if (!reason.empty()) {
       out.interrupted = true;
       abort(reason);
+      continue;
     }
+    watchdog(s.sample_timeout_s);
   }
-  issuer.join();
+  uint64_t first_id, end_id;
+  int64_t start_ns;
+  if (shared->done.load(std::memory_order_acquire)) {
+    issuer.join();
+    first_id = s.mode == Mode::Accuracy ? 0 : measure_first_id_;
+    end_id = measure_end_id_;
+    start_ns = measure_start_ns_;
+  } else {
+    const char* call = in_call_.load(std::memory_order_relaxed);
+    retired_.store(true, std::memory_order_release);
+    issuer.detach();
+    out.abandoned = true;
+    add_error(std::string("abandoned a stuck call: the system under test's ") +
+              (call ? call : "current") + "() on the load generator's issue thread did not " +
+              "return within " + std::to_string(kAbandonGraceMs) + " ms of the run's end (its " +
+              "thread is left running; its backend is never used again)");
+    // The window is what the issue thread had issued: its own bookkeeping never ran. A run
+    // abandoned before its measured window has none.
+    end_id = issued_.load(std::memory_order_acquire);
+    const bool measuring = s.mode == Mode::Accuracy || phase_.load() >= kMeasure;
+    first_id = s.mode == Mode::Accuracy ? 0 : measuring ? measure_first_id_ : end_id;
+    start_ns = phase_start_ns_.load();
+  }
   phase_.store(kDone);
   close_completions();
 
-  if (s.mode == Mode::Accuracy) measure_first_id_ = 0;
-  out.records = log_.extract(measure_first_id_, measure_end_id_);
-  out.start_ns = measure_start_ns_;
-  out.summary = analyze(s, out.records, measure_start_ns_);
+  out.records = log_.extract(first_id, end_id);
+  out.start_ns = start_ns;
+  out.summary = analyze(s, out.records, start_ns);
   uint64_t bad = bad_completions_.load();
   {
     std::lock_guard<std::mutex> lk(mu_);

@@ -57,6 +57,9 @@ struct RunOutput {
   std::vector<std::string> errors;  // faults that invalidate the run (abort, timeout, bad ids)
   uint64_t stale_completions = 0;  // completions of an earlier run's ids, counted and ignored
   bool interrupted = false;
+  // The issue thread was still inside a call into the system under test (or the sample library)
+  // when the run ended: it was detached, not joined, and the LoadGen is retired (see run()).
+  bool abandoned = false;
   int64_t start_ns = 0;    // steady-clock time at which the measured window began
 };
 
@@ -75,6 +78,13 @@ class LoadGen {
   /// with that reason, and marks it interrupted. `issue_thread_scope`, if set, is called once at
   /// the start of the issue thread; what it returns lives until that thread ends (bindings use it
   /// to keep one interpreter thread state for every callback).
+  ///
+  /// A watchdog on the calling thread aborts the run when samples are outstanding and none has
+  /// completed for `sample_timeout_s`, even while the issue thread is blocked in the SUT. After
+  /// any abort the issue thread gets kAbandonGrace to come back; if it does not, it is detached
+  /// and the output says `abandoned`. The detached thread still uses this LoadGen, `sut` and
+  /// `qsl` whenever its call returns: the caller must keep all three alive for the rest of the
+  /// process (a deliberate leak), and this LoadGen is retired: a later run() throws.
   RunOutput run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings& settings,
                 const std::function<std::string()>& poll,
                 const std::function<std::shared_ptr<void>()>& issue_thread_scope = {});
@@ -88,6 +98,12 @@ class LoadGen {
   /// \brief Sample ids are (run tag << kRunTagShift) | sequence number within the run. Run tags
   /// come from one process-wide counter, so no two runs of any LoadGen share an id.
   static constexpr unsigned kRunTagShift = 32;
+
+  /// \brief How long an aborted run waits for its issue thread before abandoning it.
+  static constexpr int kAbandonGraceMs = 500;
+
+  /// \brief True once a run of this LoadGen abandoned its issue thread. Thread-safe.
+  bool retired() const { return retired_.load(std::memory_order_acquire); }
 
   /// \brief Stops the run as soon as possible and marks it invalid with `reason`. Thread-safe.
   void abort(const std::string& reason);
@@ -111,6 +127,12 @@ class LoadGen {
   uint64_t issue_samples(SystemUnderTest& sut, const uint64_t* indices, size_t n, int64_t stamp,
                          uint64_t query);
   bool wait_completed(uint64_t target, double timeout_s);
+  void flush_sut(SystemUnderTest& sut);
+  void load_samples(SampleLibrary& qsl);
+  void unload_samples(SampleLibrary& qsl);
+  void watchdog(double timeout_s);
+  void note_issue(uint64_t first, int64_t t);
+  std::string timeout_reason(uint64_t outstanding, double timeout_s) const;
   void add_error(const std::string& e);
   void close_completions();
   bool aborted() const { return abort_.load(std::memory_order_acquire); }
@@ -130,6 +152,11 @@ class LoadGen {
   std::atomic<int> completing_{0};
   std::atomic<int> waiters_{0};
   std::atomic<int64_t> phase_start_ns_{0};
+  // When the run last made progress: the latest completion, or the issue that made samples
+  // outstanding when none were. Read by the watchdog; one relaxed store per complete() call.
+  std::atomic<int64_t> last_progress_ns_{0};
+  std::atomic<bool> retired_{false};
+  std::atomic<const char*> in_call_{nullptr};  // the issue thread's current call into Python
   std::atomic<int> phase_{0};
   mutable std::mutex mu_;
   std::condition_variable cv_;

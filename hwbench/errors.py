@@ -24,7 +24,8 @@ from __future__ import annotations
 EXIT_OK = 0              # success: a valid run, every requirement passed, no regression
 EXIT_INTERNAL = 1        # internal error (a bug); what was measured is still written
 EXIT_USAGE = 2           # bad input: one line naming the fix, nothing run
-EXIT_INVALID = 3         # run: completed, but invalid (the reasons are in the summary)
+EXIT_INVALID = 3         # run: completed, but invalid (the reasons are in the summary); qualify:
+#                          a run left a backend call stuck, so there is no verdict
 EXIT_QUALIFY_FAIL = 4    # qualify: at least one requirement failed
 EXIT_REGRESSION = 5      # history: the newest run regressed
 EXIT_AUDIT_FAIL = 6      # reserved: audit, a check failed

@@ -164,3 +164,34 @@ def test_batch_larger_than_the_backends_limit_is_refused(capsys, out_dir, monkey
                        "--max-batch", "8", "--quiet", "--output", str(out_dir))
     assert code == 2 and "--batch-size 8 exceeds backend limited-null's limit of 4" in err
     assert not out_dir.exists()
+
+
+def test_close_leaves_a_stuck_worker_behind_and_names_it():
+    """A worker whose backend call never returns: close() returns after its grace and names the
+    worker, instead of joining it without a bound."""
+    from hwbench.harness.loadgen import LoadGen
+    from hwbench.harness.workers import WorkerSut
+
+    release, entered = threading.Event(), threading.Event()
+
+    def stuck(batch):
+        entered.set()
+        release.wait(30.0)  # released at the end of the test; 30 s bounds a regression
+        return np.zeros((len(batch), 1), np.float32)
+
+    class Library:
+        def gather(self, indices):
+            return np.zeros((len(indices), 1), np.float32)
+
+    sut = WorkerSut([stuck, stuck], Library(), LoadGen(), batch_size=1)
+    try:
+        sut.issue(np.array([1], np.uint64), np.array([0], np.uint64))
+        assert entered.wait(10.0)
+        done = threading.Event()
+        closer = threading.Thread(target=lambda: (sut.close(), done.set()), daemon=True)
+        closer.start()
+        # Not a timing figure: close() must end instead of waiting for the call.
+        assert done.wait(10.0), "close() waited for the stuck call"
+        assert len(sut.abandoned) == 1 and sut.abandoned[0].startswith("hwbench-worker-")
+    finally:
+        release.set()

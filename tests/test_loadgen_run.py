@@ -319,3 +319,82 @@ def test_offline_query_is_sized_again_when_calibration_underestimates(capsys, tm
     assert doc["metrics"]["min_duration_met"] is True
     assert code == 0, doc["invalid_reasons"]
     assert doc["settings"]["loadgen"]["offline_expected_qps"] > 1000
+
+
+class StuckSut(InlineSut):
+    """Completes inline, except that its 4th issue() blocks until `release` is set: a backend
+    call that never returns, for as long as the test wants."""
+
+    def __init__(self, lg):
+        super().__init__(lg)
+        self.release = threading.Event()
+
+    def issue(self, ids, indices):
+        if self.calls == 3:
+            self.calls += 1
+            self.release.wait()
+            return
+        super().issue(ids, indices)
+
+
+def _run_stuck(lg, sut, s, bound_s=10.0):
+    """Runs `s`; the stuck call is released after 30 s so that a load generator that waits for
+    it (as before the fix) ends the test instead of hanging it."""
+    timer = threading.Timer(30.0, sut.release.set)
+    timer.start()
+    t0 = time.monotonic()
+    try:
+        out = lg.run(sut, Library(), s)
+    finally:
+        timer.cancel()
+    # Not a timing figure: the bound only tells "ended" from "waited for the stuck call".
+    assert time.monotonic() - t0 < bound_s, "run() waited for the stuck call"
+    return out
+
+
+def test_a_call_stuck_on_the_issue_thread_is_abandoned_at_the_sample_timeout():
+    lg = lgm.LoadGen()
+    sut = StuckSut(lg)
+    try:
+        out = _run_stuck(lg, sut, settings(lgm.Scenario.SingleStream, min_duration_s=30,
+                                           sample_timeout_s=0.3, warmup_queries=0))
+        assert out["abandoned"] and not out["interrupted"]
+        assert any("not completed within the sample timeout" in e for e in out["errors"])
+        assert any(e.startswith("abandoned a stuck call: the system under test's issue()")
+                   for e in out["errors"]), out["errors"]
+        m = out["summary"]
+        assert not m.valid and m.completed_samples == 3  # what was measured before it is kept
+        # The abandoned thread still uses this load generator: it never runs again.
+        assert lg.retired
+        with pytest.raises(RuntimeError, match="create a new one"):
+            lg.run(InlineSut(lg), Library(), settings(lgm.Scenario.SingleStream))
+    finally:
+        sut.release.set()  # the abandoned thread comes back, finds its run over, and ends
+    again = lgm.LoadGen()
+    assert again.run(InlineSut(again), Library(),
+                     settings(lgm.Scenario.SingleStream))["summary"].valid
+
+
+def test_sigint_abandons_a_call_stuck_on_the_issue_thread():
+    lg = lgm.LoadGen()
+    sut = StuckSut(lg)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        out = _run_stuck(lg, sut, settings(lgm.Scenario.SingleStream, min_duration_s=30,
+                                           warmup_queries=0))
+    finally:
+        sut.release.set()
+    assert out["interrupted"] and out["abandoned"]
+    assert any("Ctrl-C" in e for e in out["errors"])
+    assert out["summary"].completed_samples == 3
+
+
+def test_a_long_offline_issue_call_that_keeps_completing_is_not_abandoned():
+    """The watchdog judges completions, not issue() calls: an Offline issue() that holds the
+    issue thread for several sample timeouts while its samples keep completing is valid."""
+    lg = lgm.LoadGen()
+    s = settings(lgm.Scenario.Offline, offline_expected_qps=3000.0, sample_timeout_s=0.1)
+    out = lg.run(PacedSut(lg), Library(), s)  # ~0.66 s inside one issue(), 10 ms per batch
+    assert out["summary"].valid, out["summary"].invalid_reasons
+    assert not out["abandoned"]

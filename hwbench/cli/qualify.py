@@ -1,7 +1,7 @@
 """``hwbench qualify --profile FILE``: does this device meet a profile's requirements?
 
 Exit status: 0 every requirement passed, 4 any failed, 2 bad profile, 1 internal error,
-130 interrupted (the table in hwbench.errors).
+130 interrupted, 3 a run left a backend call stuck (no verdict; the table in hwbench.errors).
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("qualify", help="PASS/FAIL a device against a qualification profile",
                        description="Run what a qualification profile (TOML) needs, then judge "
                        "each requirement PASS or FAIL with the measured evidence. Exit status: "
-                       "0 all pass, 4 any fail, 2 bad profile, 1 internal error.")
+                       "0 all pass, 4 any fail, 2 bad profile, 1 internal error, 3 a run left "
+                       "a backend call stuck (no verdict).")
     p.add_argument("--profile", required=True, metavar="FILE", help="profile TOML (examples: "
                    "scenarios/qualify-*.toml; schema in docs/decisions.md)")
     p.add_argument("--output", metavar="DIR", help="output root for the runs (default: "
@@ -46,6 +47,10 @@ def handle(args: argparse.Namespace) -> int:
         if outcome.exit_code == EXIT_INTERRUPTED:
             print(f"interrupted during run {name}: no verdict (what ran is written)")
             return EXIT_INTERRUPTED
+        if outcome.abandoned:  # the next run would compete with the stuck call, or get stuck
+            print(f"a backend call got stuck during run {name} and was abandoned: no verdict "
+                  "(what ran is written)")
+            return outcome.exit_code
     verdicts = [qualify.judge(r, docs[r.run]) for r in prof.requirements]
     rows = [(v.requirement.name, v.status, v.evidence) for v in verdicts]
     print(table(("requirement", "verdict", "evidence"), rows,

@@ -19,6 +19,17 @@ Threading contract
 * ``LoadGen.complete``, ``LoadGen.abort`` and ``LoadGen.progress`` are thread-safe.
 An exception raised by ``issue``, ``flush``, ``load`` or ``unload`` aborts the run: it is marked
 invalid with the exception as its reason, and what was measured is kept.
+
+Stuck calls
+-----------
+Samples outstanding with no completion for ``sample_timeout_s`` abort the run even while the issue
+thread is blocked inside ``issue`` (a watchdog on the calling thread). After any abort (timeout,
+Ctrl-C, a fault) the issue thread gets half a second to come back; if it does not, ``run``
+returns anyway with ``abandoned`` true and the stuck call named in ``errors``. The thread is left
+running: the ``LoadGen`` is retired (``retired``; a later ``run`` raises) and it, the SUT and
+the sample library are kept alive for the rest of the process, on purpose. The caller must never
+use that SUT's backend again, and should end the process with ``os._exit`` rather than let the
+interpreter finalise with the thread inside it (the ``hwbench`` command does).
 """
 from __future__ import annotations
 
@@ -45,6 +56,19 @@ early_stopping_min_queries = _loadgen.early_stopping_min_queries
 early_stopping_max_overlatency = _loadgen.early_stopping_max_overlatency
 spin_for_ns = _loadgen.spin_for_ns
 now_ns = LoadGen.now_ns
+
+_abandoned: list[str] = []  # every call abandoned in this process, by its reason
+
+
+def note_abandoned(reason: str) -> None:
+    """Records that a call was abandoned: a thread is left inside it for the rest of the
+    process."""
+    _abandoned.append(reason)
+
+
+def abandoned_calls() -> tuple[str, ...]:
+    """The calls abandoned so far in this process (empty: no thread was left behind)."""
+    return tuple(_abandoned)
 
 
 class SystemUnderTest(Protocol):

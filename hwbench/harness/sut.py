@@ -32,6 +32,9 @@ class BatchingSut:
         self.library = library  # what the load generator loads samples through
         self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
         self.error: BaseException | None = None
+        # Never filled: a stuck inline call is the load generator's issue thread, which the
+        # load generator itself abandons (its output's ``abandoned``).
+        self.abandoned: list[str] = []
 
     def issue(self, ids: np.ndarray, indices: np.ndarray) -> None:
         bs = self._batch

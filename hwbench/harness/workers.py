@@ -10,6 +10,7 @@ and the load generator timestamps every completion.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Callable
 
@@ -19,6 +20,10 @@ from hwbench.backends import Backend
 from hwbench.backends.base import ModelArtifact
 from hwbench.harness.loadgen import LoadGen
 from hwbench.harness.samples import SampleLibrary
+
+# How long closing the pool waits for the workers' calls in flight, all together. The run has
+# already ended (its sample timeout or Ctrl-C aborted it); a call that outlasts this is stuck.
+CLOSE_GRACE_S = 0.5
 
 
 class Instances:
@@ -121,6 +126,9 @@ class WorkerSut:
     ``issue`` and ``flush`` only queue and return. A worker whose backend raises aborts the
     run with the reason; the samples still queued are dropped (the load generator counts them
     as not completed). ``close`` stops the workers; call it once the load generator returns.
+    as not completed). ``close`` stops the workers; call it once the load generator returns.
+    A worker still inside a backend call CLOSE_GRACE_S after ``close`` began is left behind (a
+    daemon thread) and named in ``abandoned``: its backend must never be used again.
 
     After an abort the load generator returns without waiting for calls still computing; a
     worker that completes after that is ignored by the load generator (it accepts completions
@@ -138,6 +146,7 @@ class WorkerSut:
         self._queue = SampleQueue()
         self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
         self.error: BaseException | None = None
+        self.abandoned: list[str] = []  # workers left inside a call by close()
         self._threads = [threading.Thread(target=self._work, args=(run,), daemon=True,
                                           name=f"hwbench-worker-{k}")
                          for k, run in enumerate(runs)]
@@ -152,8 +161,11 @@ class WorkerSut:
 
     def close(self) -> None:
         self._queue.close()
+        # Not a measurement: a bound on how long a stuck backend call can hold the command.
+        deadline = time.monotonic() + CLOSE_GRACE_S
         for t in self._threads:
-            t.join()
+            t.join(max(0.0, deadline - time.monotonic()))
+        self.abandoned = [t.name for t in self._threads if t.is_alive()]
 
     def _work(self, run: Callable[[np.ndarray], np.ndarray]) -> None:
         while (got := self._queue.take(self._batch, self._wait_s)) is not None:

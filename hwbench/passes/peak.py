@@ -18,6 +18,7 @@ def find_peak(run: Run) -> None:
     # Halving has a floor: each step needs its minimum query count, so a step at a tiny rate
     # would run for hours; below the floor the search stops with no valid QPS.
     floor = qps / FLOOR_RATIO
+    stopped = False
     for _ in range(MAX_STEPS):
         out = run.performance(target_qps=qps)
         m = out["summary"]
@@ -27,6 +28,10 @@ def find_peak(run: Run) -> None:
         run.say.info(f"find-peak step {len(steps)}: {qps:,.1f} QPS -> "
                      f"{'VALID' if m.valid else 'INVALID'} (p99 {m.latency.p99 / 1e6:.3f} ms)")
         if run.doc["interrupted"] or out["errors"]:
+            # A fault, a timeout or a stuck call ends the search: the run says which step and why.
+            run.doc["invalid_reasons"] += [f"find-peak step {len(steps)}: {e}"
+                                           for e in out["errors"]]
+            stopped = True
             break
         if m.valid:
             lo, best = qps, ({k: run.doc[k] for k in ("metrics", "power", "telemetry")},
@@ -46,7 +51,7 @@ def find_peak(run: Run) -> None:
         run.doc["settings"] = best[2]
     run.doc["validated"]["performance"] = best is not None
     run.doc["find_peak"] = {"peak_qps": lo, "steps": steps, "floor_qps": floor}
-    if best is None:
+    if best is None and not stopped:
         run.doc["invalid_reasons"].append(
             f"no target QPS from {floor * FLOOR_RATIO:,.1f} down to {floor:,.1f} "
             "stayed valid under the latency bound")

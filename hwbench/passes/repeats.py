@@ -25,7 +25,8 @@ def new_group_id() -> str:
 
 
 def run_series(cfg: RunConfig, reporter: Reporter, n: int) -> list[Outcome]:
-    """Runs `cfg` `n` times; stops early only when a run was interrupted."""
+    """Runs `cfg` `n` times; stops early when a run was interrupted or left a backend call
+    stuck (the next run would compete with it, or get stuck the same way)."""
     group, values, run_ids, outcomes = new_group_id(), [], [], []
 
     def annotate(doc: dict[str, Any]) -> None:
@@ -46,7 +47,7 @@ def run_series(cfg: RunConfig, reporter: Reporter, n: int) -> list[Outcome]:
     for i in range(n):
         reporter.info(f"repeat {i + 1} of {n}")
         outcomes.append(execute(cfg, reporter, annotate))
-        if outcomes[-1].exit_code == EXIT_INTERRUPTED:
+        if outcomes[-1].exit_code == EXIT_INTERRUPTED or outcomes[-1].abandoned:
             break
     return outcomes
 

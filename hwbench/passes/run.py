@@ -11,7 +11,7 @@ from hwbench import backends, workloads
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import PassStopped, UsageError
 from hwbench.harness import settings
-from hwbench.harness.loadgen import LoadGen, Scenario
+from hwbench.harness.loadgen import LoadGen, Scenario, note_abandoned
 from hwbench.harness.progress import Reporter
 from hwbench.harness.samples import SampleLibrary
 from hwbench.harness.sut import Sut, make_sut
@@ -41,7 +41,9 @@ class Run:
     * ``doc``: the result document, filled section by section (see ``hwbench.results.document``);
     * ``samples``: name -> columns of the .npz files written beside result.json;
     * ``files``: name -> JSON documents written beside result.json;
-    * ``telemetry``: the sampler session of the performance pass, or None.
+    * ``telemetry``: the sampler session of the performance pass, or None;
+    * ``stuck``: a backend call of a pass did not return and was abandoned (its reason is in
+      ``invalid_reasons``); from then on nothing may call or close a backend of this run.
 
     Passes (each one load-generator run through a fresh SUT): ``calibrate``, ``accuracy``,
     ``performance`` (with ``resize_offline`` and ``sampled_pass``), ``server_qps``. A pass that
@@ -68,6 +70,7 @@ class Run:
         self.files: dict[str, Any] = {}  # JSON documents written beside result.json
         self.internal_error = False
         self.artifact: backends.ModelArtifact | None = None  # the model the backend runs
+        self.stuck = False
         # Opened now, so that a power source the user asked for fails before anything loads.
         sampled = cfg.mode != "accuracy" and cfg.telemetry_hz > 0
         self.telemetry = Session(cfg) if sampled else None
@@ -81,11 +84,31 @@ class Run:
                 out = self.lg.run(sut, sut.library, s)
         finally:
             sut.close()
+        self._note_stuck(out, sut.abandoned)
         if sut.error is not None and not isinstance(sut.error, Exception):
             raise sut.error  # KeyboardInterrupt or SystemExit raised inside the backend
         if out["interrupted"]:
             self.doc["interrupted"] = True
         return out, sut
+
+    def _note_stuck(self, out: dict, workers: list[str]) -> None:
+        """A call the pass left behind: the load generator's issue thread (its reason is already
+        in the pass's errors) or worker threads (named here)."""
+        reasons = [e for e in out["errors"] if e.startswith("abandoned")] if out["abandoned"] \
+            else []
+        for name in workers:
+            reason = (f"abandoned a stuck call: {name}'s backend call did not return within "
+                      "0.5 s of the run's end (its thread is left running; its backend is "
+                      "never used again)")
+            self.doc["invalid_reasons"].append(reason)
+            reasons.append(reason)
+        for reason in reasons:
+            note_abandoned(reason)
+        self.stuck = self.stuck or bool(reasons)
+
+    def stopped(self) -> bool:
+        """Interrupted, or a call is stuck: no further pass or check may run."""
+        return bool(self.doc["interrupted"]) or self.stuck
 
     def calibrate(self) -> float:
         """Samples per second of a short Offline pass, for settings the user did not give."""

@@ -30,6 +30,9 @@ class Outcome:
     result: dict[str, Any]
     run_dir: Path | None
     exit_code: int
+    # A backend call was abandoned, its thread left running: whatever runs next must not reuse
+    # the backend, and the process should end without finalising the interpreter.
+    abandoned: bool = False
 
 
 def execute(cfg: RunConfig, reporter: Reporter,
@@ -73,8 +76,12 @@ def execute(cfg: RunConfig, reporter: Reporter,
         run.doc["invalid_reasons"].append(f"internal error: {type(exc).__name__}: {exc}")
         run.doc["traceback"] = traceback.format_exc()
     finally:
-        run.doc["backend_info"]["device_compute_ms"] = _spread(run.instances.device_compute_ms())
-        run.instances.close()
+        if run.stuck:  # a call is still inside a backend: neither read nor close any of them
+            run.doc["backend_info"]["device_compute_ms"] = None
+        else:
+            run.doc["backend_info"]["device_compute_ms"] = _spread(
+                run.instances.device_compute_ms())
+            run.instances.close()
         _close_telemetry(run)
     return _finish(run, root, annotate)
 
@@ -84,15 +91,15 @@ def _passes(run: Run) -> None:
     mode = run.cfg.mode
     if mode in ("accuracy", "both"):
         run.accuracy()
-    if mode in ("performance", "both") and not run.doc["interrupted"]:
+    if mode in ("performance", "both") and not run.stopped():
         qps = run.server_qps() if run.spec.loadgen_scenario == "Server" else 1.0
         out = run.performance(target_qps=qps)
         run.doc["invalid_reasons"] += list(out["summary"].invalid_reasons)
     if mode == "find-peak":
         peak.find_peak(run)
-    if not run.doc["interrupted"]:
+    if not run.stopped():
         checks.fidelity(run)
-    if run.cfg.robustness and not run.doc["interrupted"]:
+    if run.cfg.robustness and not run.stopped():
         checks.robustness(run)
 
 
@@ -122,7 +129,7 @@ def _finish(run: Run, root: Path,
         code = EXIT_INTERNAL
     else:
         code = EXIT_VALID if doc["valid"] else EXIT_INVALID
-    return Outcome(doc, run_dir, code)
+    return Outcome(doc, run_dir, code, abandoned=run.stuck)
 
 
 def _info_dict(info: backends.BackendInfo) -> dict[str, Any]:
