@@ -15,7 +15,7 @@ from hwbench.harness.loadgen import LoadGen, Scenario, note_abandoned
 from hwbench.harness.progress import Reporter
 from hwbench.harness.samples import SampleLibrary
 from hwbench.harness.sut import Sut, make_sut
-from hwbench.harness.workers import Instances
+from hwbench.harness.workers import CLOSE_GRACE_S, Instances
 from hwbench.quality import robustness
 from hwbench.results import document
 from hwbench.results.store import new_run_id
@@ -98,8 +98,8 @@ class Run:
             else []
         for name in workers:
             reason = (f"abandoned a stuck call: {name}'s backend call did not return within "
-                      "0.5 s of the run's end (its thread is left running; its backend is "
-                      "never used again)")
+                      f"{CLOSE_GRACE_S} s of the run's end (its thread is left running; its "
+                      "backend is never used again)")
             self.doc["invalid_reasons"].append(reason)
             reasons.append(reason)
         for reason in reasons:
