@@ -63,6 +63,7 @@ void validate(const Settings& s) {
   require(s.samples_per_query >= 1, "samples_per_query must be >= 1");
   require(s.sample_timeout_s > 0, "sample_timeout_s must be > 0");
   require(s.warmup_s >= 0, "warmup_s must be >= 0");
+  require(s.spin_us >= 0 && s.spin_us <= 1e6, "spin_us must be in [0, 1e6]");
   require(s.early_stopping_confidence > 0 && s.early_stopping_confidence < 1,
           "early_stopping_confidence must be in (0, 1)");
   if (s.scenario == Scenario::Server) {

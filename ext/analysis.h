@@ -34,6 +34,11 @@ struct Settings {
   uint64_t warmup_queries = 0;
   uint64_t warmup_samples_per_query = 1;
   double sample_timeout_s = 60.0;     // no completion for this long: the run is invalid
+  // The longest the issue thread busy-waits: before a Server arrival that is due, and for a
+  // completion in the sequential scenarios. Beyond it, it sleeps (Server) or waits on a condition
+  // variable. 0: it never busy-waits (arrivals may then be late by the OS timer's slack, and the
+  // lateness counts as latency). See docs/loadgen.md for what it costs and buys.
+  double spin_us = 20.0;
   bool early_stopping = true;
   double early_stopping_confidence = 0.99;
 };

@@ -148,6 +148,7 @@ nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
   d["records"] = records_dict(std::move(out.records));
   d["errors"] = out.errors;
   d["stale_completions"] = out.stale_completions;
+  d["spin_ns"] = out.spin_ns;
   d["interrupted"] = out.interrupted;
   d["abandoned"] = out.abandoned;
   d["start_ns"] = out.start_ns;
@@ -191,6 +192,7 @@ NB_MODULE(_loadgen, m) {
       .def_rw("warmup_queries", &Settings::warmup_queries)
       .def_rw("warmup_samples_per_query", &Settings::warmup_samples_per_query)
       .def_rw("sample_timeout_s", &Settings::sample_timeout_s)
+      .def_rw("spin_us", &Settings::spin_us)
       .def_rw("early_stopping", &Settings::early_stopping)
       .def_rw("early_stopping_confidence", &Settings::early_stopping_confidence);
 

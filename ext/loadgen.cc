@@ -6,6 +6,10 @@
 #include <stdexcept>
 #include <thread>
 
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define HWBENCH_PAUSE() _mm_pause()
@@ -19,6 +23,7 @@ namespace {
 const char* const kPhaseNames[] = {"idle", "loading", "warmup", "measure", "drain", "done"};
 enum PhaseId { kIdle, kLoading, kWarmup, kMeasure, kDrain, kDone };
 constexpr int64_t kNsPerS = 1000000000;
+constexpr int64_t kMaxSleepNs = 1000000;  // a sleeping issue thread still sees an abort within 1 ms
 constexpr uint64_t kSeqMask = (uint64_t{1} << LoadGen::kRunTagShift) - 1;
 std::atomic<uint64_t> g_last_run_tag{0};  // process-wide: ids of two runs never collide
 static_assert(SampleLog::kMaxBlocks * SampleLog::kBlockSize <= kSeqMask + 1,
@@ -200,10 +205,20 @@ void LoadGen::unload_samples(SampleLibrary& qsl) {
   in_call_.store(nullptr, std::memory_order_relaxed);
 }
 
-bool LoadGen::wait_completed(uint64_t target, double timeout_s) {
-  for (int i = 0; i < 2000; ++i) {  // a short spin: most completions arrive within microseconds
-    if (completed_.load(std::memory_order_acquire) >= target) return true;
-    HWBENCH_PAUSE();
+bool LoadGen::wait_completed(uint64_t target, double timeout_s, int64_t spin_ns,
+                             bool count_spin) {
+  // A short spin first: a fast SUT completes within microseconds, sooner than a wake-up.
+  if (spin_ns > 0 && completed_.load(std::memory_order_acquire) < target) {
+    const int64_t spin_start = now_ns();
+    int64_t t = spin_start;
+    bool done = false;
+    while (!done && t - spin_start < spin_ns) {
+      HWBENCH_PAUSE();
+      done = completed_.load(std::memory_order_acquire) >= target;
+      t = now_ns();
+    }
+    if (count_spin) spin_ns_.fetch_add(t - spin_start, std::memory_order_relaxed);
+    if (done) return true;
   }
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   std::unique_lock<std::mutex> lk(mu_);
@@ -238,19 +253,24 @@ bool LoadGen::wait_completed(uint64_t target, double timeout_s) {
 void LoadGen::run_sequential(SystemUnderTest& sut, const Settings& s, Phase& ph) {
   Rng rng(ph.seed);
   std::vector<uint64_t> idx(ph.samples_per_query);
+  const int64_t spin_ns = seconds_to_ns(s.spin_us * 1e-6);
   const int64_t start = now_ns();
   phase_start_ns_.store(start);
   if (!ph.warmup) measure_start_ns_ = start;
   int64_t last_issue = start;
+  int64_t spin = spin_ns;
   for (uint64_t q = 0; !aborted(); ++q) {
     const int64_t t = now_ns();
     const double elapsed = static_cast<double>(t - start) / 1e9;
     if (q >= ph.min_queries && static_cast<double>(last_issue - start) / 1e9 >= ph.min_s) break;
     if ((ph.max_queries && q >= ph.max_queries) || (ph.max_s > 0 && elapsed >= ph.max_s)) break;
+    // Spin for this query's completion only if the last one came within the spin: a SUT that
+    // takes milliseconds would only lose a core to it.
+    if (q > 0) spin = t - last_issue <= spin_ns ? spin_ns : 0;
     for (auto& i : idx) i = loaded_[rng.below(loaded_.size())];
     last_issue = t;
     uint64_t target = issue_samples(sut, idx.data(), idx.size(), t, q);
-    if (!wait_completed(target, s.sample_timeout_s)) break;
+    if (!wait_completed(target, s.sample_timeout_s, spin, !ph.warmup)) break;
   }
 }
 
@@ -282,19 +302,29 @@ void LoadGen::run_server(SystemUnderTest& sut, const Settings& s, Phase& ph) {
   const int64_t start = now_ns() + 100000;  // 100 us lead, so the first arrival is not late
   const int64_t max_ns = ph.max_s > 0 ? seconds_to_ns(ph.max_s) : INT64_MAX;
   const uint64_t tag = run_tag_.load(std::memory_order_relaxed);
+  // Sleep until spin_ns before an arrival (capped at 1 ms, so a long gap still checks for an
+  // abort), then busy-wait for it: the sleep's wake-up is late by the timer's slack.
+  const int64_t spin_ns = seconds_to_ns(s.spin_us * 1e-6);
   phase_start_ns_.store(start);
   measure_start_ns_ = start;
   size_t i = 0;
+  int64_t spin_start = -1;  // when the busy-wait for the next arrival began (-1: not spinning)
   while (i < n && !aborted()) {
     int64_t t = now_ns();
     int64_t due = start + offsets[i];
     if (due > t) {
-      if (due - t > 200000) {
-        std::this_thread::sleep_for(std::chrono::nanoseconds(due - t - 100000));
+      if (due - t > spin_ns) {
+        std::this_thread::sleep_for(
+            std::chrono::nanoseconds(std::min(due - t - spin_ns, kMaxSleepNs)));
       } else {
+        if (spin_start < 0) spin_start = t;
         HWBENCH_PAUSE();
       }
       continue;
+    }
+    if (spin_start >= 0) {
+      spin_ns_.fetch_add(t - spin_start, std::memory_order_relaxed);
+      spin_start = -1;
     }
     if (t - start > max_ns) break;
     size_t j = i;
@@ -356,7 +386,7 @@ void LoadGen::run_accuracy(SystemUnderTest& sut, SampleLibrary& qsl, const Setti
       for (uint64_t i = 0; i < loaded_.size() && !aborted(); i += per_query) {
         size_t n = static_cast<size_t>(std::min<uint64_t>(per_query, loaded_.size() - i));
         uint64_t target = issue_samples(sut, loaded_.data() + i, n, now_ns(), query++);
-        if (!wait_completed(target, s.sample_timeout_s)) break;
+        if (!wait_completed(target, s.sample_timeout_s)) break;  // untimed: no spin
       }
     } else {
       issue_samples(sut, loaded_.data(), loaded_.size(), now_ns(), query++);
@@ -381,6 +411,7 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
   completed_ = 0;
   bad_completions_ = 0;
   stale_completions_ = 0;
+  spin_ns_ = 0;
   run_tag_.store((g_last_run_tag.fetch_add(1) + 1) << kRunTagShift);
   abort_ = false;
   errors_.clear();
@@ -408,6 +439,11 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
     SampleLibrary& qsl = *qsl_p;
     const Settings& s = shared->s;
     std::shared_ptr<void> scope = shared->scope ? shared->scope() : nullptr;
+#if defined(__linux__)
+    // This thread's sleeps wake within microseconds instead of the default 50 us timer slack,
+    // so a Server arrival needs only a short spin to be issued on time.
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+#endif
     try {
       if (s.mode == Mode::Accuracy) {
         run_accuracy(sut, qsl, s);
@@ -519,6 +555,7 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
                          " completion(s) named a sample id that was not outstanding");
   }
   out.stale_completions = stale_completions_.load();
+  out.spin_ns = spin_ns_.load();
   for (const auto& e : out.errors) out.summary.invalid_reasons.push_back(e);
   if (!out.errors.empty()) out.summary.valid = false;
   log_.reset();

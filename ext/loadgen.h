@@ -56,6 +56,7 @@ struct RunOutput {
   Records records;         // measured window only
   std::vector<std::string> errors;  // faults that invalidate the run (abort, timeout, bad ids)
   uint64_t stale_completions = 0;  // completions of an earlier run's ids, counted and ignored
+  int64_t spin_ns = 0;             // the issue thread's busy-waiting in the measured window
   bool interrupted = false;
   // The issue thread was still inside a call into the system under test (or the sample library)
   // when the run ended: it was detached, not joined, and the LoadGen is retired (see run()).
@@ -126,7 +127,8 @@ class LoadGen {
   void run_accuracy(SystemUnderTest& sut, SampleLibrary& qsl, const Settings& s);
   uint64_t issue_samples(SystemUnderTest& sut, const uint64_t* indices, size_t n, int64_t stamp,
                          uint64_t query);
-  bool wait_completed(uint64_t target, double timeout_s);
+  bool wait_completed(uint64_t target, double timeout_s, int64_t spin_ns = 0,
+                      bool count_spin = false);
   void flush_sut(SystemUnderTest& sut);
   void load_samples(SampleLibrary& qsl);
   void unload_samples(SampleLibrary& qsl);
@@ -142,6 +144,7 @@ class LoadGen {
   std::atomic<uint64_t> completed_{0};
   std::atomic<uint64_t> bad_completions_{0};
   std::atomic<uint64_t> stale_completions_{0};
+  std::atomic<int64_t> spin_ns_{0};  // busy-waiting in the measured window (Settings::spin_us)
   std::atomic<uint64_t> run_tag_{0};  // this run's tag, already shifted into the high bits
   std::atomic<bool> abort_{false};
   std::atomic<bool> running_{false};

@@ -16,6 +16,7 @@ MODES = ("performance", "accuracy", "both", "find-peak")
 PROFILES = ("quick", "mlperf")
 PRECISIONS = ("fp32", "fp16", "int8")  # of the artifact every backend runs (hwbench.passes.precision)
 MAX_TELEMETRY_HZ = 1000.0
+MAX_SPIN_US = 10000.0  # a longer busy-wait only takes a core from the system under test
 PTD_SOURCE = "ptdaemon"  # the power source that --ptd points at
 
 
@@ -130,6 +131,9 @@ class RunConfig:
     precision: str = "fp32"
     warmup_s: float | None = None
     sample_timeout_s: float = 60.0
+    # The longest the load generator's issue thread busy-waits (before a Server arrival, for a
+    # SingleStream/MultiStream completion); 0 never. See docs/loadgen.md "The issue thread's spin".
+    spin_us: float = 20.0
     performance_sample_count: int | None = None
     seed: int = 1
     backend_options: tuple[tuple[str, str], ...] = field(default_factory=tuple)
@@ -157,6 +161,9 @@ class RunConfig:
         _positive("--latency-bound-ms", self.latency_bound_ms)
         _positive("--warmup", self.warmup_s, allow_zero=True)
         _positive("--sample-timeout", self.sample_timeout_s)
+        _positive("--spin-us", self.spin_us, allow_zero=True)
+        if self.spin_us > MAX_SPIN_US:
+            raise UsageError(f"--spin-us must be <= {MAX_SPIN_US:g} (got {self.spin_us:g})")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be >= 1 (got {self.batch_size})")
         if self.instances < 1:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_helpers import run_json
+from cli_helpers import cli, run_json
 
 ROOT = Path(__file__).resolve().parents[1]
 NULL = ["--workload", "tiny", "--backend", "null", "--warmup", "0"]
@@ -74,3 +74,26 @@ def test_mlperf_profile_applies_the_scenarios_minimums(capsys, out_dir, scenario
     lg = doc["settings"]["loadgen"]
     assert lg["min_duration_s"] == spec["profiles"]["quick"]["min_duration_s"] < 600.0
     assert not doc["settings"]["meets_mlperf_minimums"] and doc["settings"]["mlperf_shortfalls"]
+
+
+def test_spin_reaches_the_load_generator_and_the_setup_hash(capsys, out_dir):
+    """--spin-us is recorded where the run's settings are, and a run with another spin is
+    another setup of the same configuration (its history is its own)."""
+    from hwbench.results.identity import config_hash, setup_hash
+    docs = {}
+    for us in ("0", "20"):
+        code, docs[us] = run_json(capsys, out_dir, *NULL, "--scenario", "server", "--target-qps",
+                                  "2000", "--duration", "0.3", "--min-queries", "300",
+                                  "--latency-bound-ms", "50", "--spin-us", us)
+        assert code == 0, docs[us]["invalid_reasons"]
+        assert docs[us]["settings"]["loadgen"]["spin_us"] == float(us)
+        assert docs[us]["settings"]["config"]["spin_us"] == float(us)
+    assert config_hash(docs["0"]) == config_hash(docs["20"])
+    assert setup_hash(docs["0"]) != setup_hash(docs["20"])
+
+
+@pytest.mark.parametrize("value, expect", [("-1", "--spin-us must be >= 0"),
+                                           ("20000", "--spin-us must be <= 10000")])
+def test_spin_out_of_range_is_a_one_line_error(capsys, out_dir, value, expect):
+    code, out, err = cli(capsys, "run", *NULL, "--output", str(out_dir), "--spin-us", value)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and expect in err, err

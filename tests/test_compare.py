@@ -112,10 +112,11 @@ def test_results_without_the_later_settings_hash_as_their_defaults():
     from hwbench.results.identity import comparability_key, config_hash, setup_hash
     old = {"workload": "digits", "backend": "cpu", "settings": {"config": {"batch_size": 1}}}
     new = {**old, "settings": {"config": {"batch_size": 1, "precision": "fp32", "instances": 1,
-                                          "batch_timeout_us": 0.0}}}
+                                          "batch_timeout_us": 0.0, "spin_us": 20.0}}}
     assert comparability_key(old)["precision"] == "fp32"
     assert (config_hash(old), setup_hash(old)) == (config_hash(new), setup_hash(new))
-    for change in ({"precision": "int8"}, {"instances": 2}, {"batch_timeout_us": 500.0}):
+    for change in ({"precision": "int8"}, {"instances": 2}, {"batch_timeout_us": 500.0},
+                   {"spin_us": 0.0}):
         other = {**new, "settings": {"config": {**new["settings"]["config"], **change}}}
         assert setup_hash(other) != setup_hash(new), change
     int8 = {**new, "settings": {"config": {**new["settings"]["config"], "precision": "int8"}}}

@@ -16,6 +16,6 @@ def test_the_cli_with_no_options_is_runconfig_defaults():
 def test_the_hashes_and_the_telemetry_roots_read_the_same_defaults():
     cfg = RunConfig()
     assert LATER_DEFAULTS == {"precision": cfg.precision, "instances": cfg.instances,
-                              "batch_timeout_us": cfg.batch_timeout_us}
+                              "batch_timeout_us": cfg.batch_timeout_us, "spin_us": cfg.spin_us}
     assert (rapl.DEFAULT_ROOT, jetson.DEFAULT_ROOT) == (cfg.rapl_root, cfg.jetson_root)
     assert default("backend_options") == ()

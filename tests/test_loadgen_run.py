@@ -176,6 +176,36 @@ def test_server_latency_counts_from_scheduled_arrival():
     assert sut.calls < len(offsets)  # arrivals during the stall were issued together
 
 
+@pytest.mark.parametrize("spin_us", [0.0, 20.0, 5000.0])
+def test_server_never_issues_an_arrival_before_it_is_due(spin_us):
+    """Whether the issue thread sleeps the whole gap (spin 0), sleeps then spins, or spins gaps
+    shorter than the spin outright, no query is issued before its scheduled arrival, and the
+    setting reaches the load generator."""
+    lg = lgm.LoadGen()
+    issued_at: dict[int, int] = {}
+
+    class Stamps(InlineSut):
+        def issue(self, ids, indices):
+            now = lgm.now_ns()
+            issued_at.update((i, now) for i in ids.tolist())
+            super().issue(ids, indices)
+
+    s = settings(lgm.Scenario.Server, server_target_qps=1000.0, latency_bound_s=1.0,
+                 target_latency_percentile=0.99, min_query_count=500, spin_us=spin_us)
+    assert s.spin_us == spin_us
+    out = lg.run(Stamps(lg), Library(), s)
+    assert out["summary"].valid, out["summary"].invalid_reasons
+    rec = out["records"]
+    actual = np.array([t for _, t in sorted(issued_at.items())], np.int64)[-len(rec["index"]):]
+    assert (actual >= rec["issue_ns"]).all()
+
+
+@pytest.mark.parametrize("spin_us", [-1.0, 2e6])
+def test_spin_out_of_range_is_refused(spin_us):
+    with pytest.raises(ValueError, match="spin_us"):
+        lgm.validate(settings(lgm.Scenario.SingleStream, spin_us=spin_us))
+
+
 def test_accuracy_mode_issues_every_sample_exactly_once():
     lg = lgm.LoadGen()
     lib, sut = Library(), InlineSut(lg)

@@ -54,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-timeout", type=float, default=default("sample_timeout_s"),
                    dest="sample_timeout_s", metavar="SECONDS",
                    help="a sample not completed this long invalidates the run")
+    p.add_argument("--spin-us", type=float, default=default("spin_us"), metavar="US",
+                   help="the longest the load generator busy-waits before an arrival or for a "
+                   "completion; 0: never (default: %(default)s)")
     p.add_argument("--performance-samples", type=int, dest="performance_sample_count",
                    metavar="N", help="samples loaded for performance mode")
     p.add_argument("--robustness", action="store_true", help="also score the reference set "
@@ -93,7 +96,7 @@ def _add_telemetry(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     keys = ("workload", "scenario", "backend", "mode", "profile", "model", "dataset",
             "duration_s", "max_duration_s", "min_query_count", "target_qps", "expected_qps",
-            "latency_bound_ms", "batch_size", "warmup_s", "sample_timeout_s",
+            "latency_bound_ms", "batch_size", "warmup_s", "sample_timeout_s", "spin_us",
             "performance_sample_count", "seed", "output", "robustness", "robustness_samples",
             "instances", "batch_timeout_us", "precision", "no_power", "rapl_root",
             "jetson_root", "telemetry_hz")

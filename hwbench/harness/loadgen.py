@@ -51,6 +51,7 @@ Scenario = _loadgen.Scenario
 Mode = _loadgen.Mode
 Summary = _loadgen.Summary
 analyze = _loadgen.analyze
+validate = _loadgen.validate
 server_schedule = _loadgen.server_schedule
 early_stopping_min_queries = _loadgen.early_stopping_min_queries
 early_stopping_max_overlatency = _loadgen.early_stopping_max_overlatency

@@ -12,7 +12,7 @@ _FIELDS = ("min_duration_s", "max_duration_s", "min_query_count", "max_query_cou
            "target_latency_percentile", "latency_bound_s", "server_target_qps",
            "samples_per_query", "offline_expected_qps", "warmup_s", "warmup_queries",
            "warmup_samples_per_query", "sample_timeout_s", "early_stopping",
-           "early_stopping_confidence")
+           "early_stopping_confidence", "spin_us")
 
 
 def build(cfg: RunConfig, spec: ScenarioSpec, workload: Workload, *, accuracy: bool = False,
@@ -42,6 +42,7 @@ def build(cfg: RunConfig, spec: ScenarioSpec, workload: Workload, *, accuracy: b
     s.warmup_samples_per_query = (spec.samples_per_query if s.scenario == Scenario.MultiStream
                                   else cfg.batch_size)
     s.sample_timeout_s = cfg.sample_timeout_s
+    s.spin_us = cfg.spin_us
     return s
 
 

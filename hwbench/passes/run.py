@@ -168,7 +168,7 @@ class Run:
         self.doc["settings"]["meets_mlperf_minimums"] = not shortfalls
         self.doc["settings"]["mlperf_shortfalls"] = shortfalls
         m = out["summary"]
-        self.doc["metrics"] = document.metrics(m, out["stale_completions"])
+        self.doc["metrics"] = document.metrics(m, out["stale_completions"], out["spin_ns"])
         self.doc["validated"]["performance"] = bool(m.valid)
         self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"])
         if self.telemetry is not None:

@@ -14,7 +14,7 @@ _PCTS = (("min", "min"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"), ("p95
          ("p97", "p97"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max"))
 
 
-def metrics(m: Summary, stale_completions: int = 0) -> dict[str, Any]:
+def metrics(m: Summary, stale_completions: int = 0, spin_ns: int | None = None) -> dict[str, Any]:
     """The load generator's summary as plain JSON values (latencies in milliseconds)."""
     lat = m.latency
     # Only the latency scenarios have an early-stopping estimate; Server's early stopping judges
@@ -45,6 +45,8 @@ def metrics(m: Summary, stale_completions: int = 0) -> dict[str, Any]:
         "min_duration_met": m.meets_min_duration,
         "min_queries_met": m.meets_min_queries,
         "stale_completions": stale_completions,
+        # the issue thread's busy-waiting in the measured window (--spin-us): a core it held
+        "issue_spin_s": None if spin_ns is None else spin_ns / 1e9,
     }
 
 

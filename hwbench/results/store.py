@@ -27,7 +27,8 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #   2 - adds fidelity, robustness, power, telemetry and repeat (null when not measured).
 #   3 - metrics add completed_samples_per_second (Server), early_stopping.met, stale_completions.
 #       fidelity adds envelope (how the precision bounds were derived).
-SCHEMA_VERSION = 3
+#   4 - metrics add issue_spin_s (the load generator's busy-waiting; null before it was counted).
+SCHEMA_VERSION = 4
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -108,6 +109,8 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc = _to_2(doc)
     if version < 3:
         doc = _to_3(doc)
+    if version < 4:
+        doc = _to_4(doc)
     return doc
 
 
@@ -142,6 +145,15 @@ def _to_3(doc: dict[str, Any]) -> dict[str, Any]:
         out["fidelity"] = dict(f, envelope={
             "method": "fixed bands (schema 2, before envelopes were measured)",
             "measured_error": {}, "bounds": dict(_SCHEMA_2_BANDS)})
+    return out
+
+
+def _to_4(doc: dict[str, Any]) -> dict[str, Any]:
+    """Schema 3 -> 4: the issue thread's busy-waiting was not counted: null."""
+    out = dict(doc, schema_version=4)
+    if isinstance(out.get("metrics"), dict):
+        out["metrics"] = dict(out["metrics"])
+        out["metrics"].setdefault("issue_spin_s", None)
     return out
 
 

@@ -119,6 +119,11 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
         es = m["early_stopping"]
         if es["latency_ms"] is not None:
             rows.append((f"early-stopping p{m['target_percentile'] * 100:g}", f"{es['latency_ms']:.3f} ms"))
+        if m.get("issue_spin_s") is not None and m["duration_s"]:
+            spin_us = (doc["settings"].get("loadgen") or {}).get("spin_us")
+            rows.append(("load generator spin", f"{m['issue_spin_s'] * 1e3:,.1f} ms busy-waiting, "
+                         f"{100 * m['issue_spin_s'] / m['duration_s']:.2f}% of one core"
+                         + (f" (--spin-us {spin_us:g})" if spin_us is not None else "")))
     if doc.get("accuracy"):
         a = doc["accuracy"]
         rows.append(("accuracy", f"{a['metric']} {a['value']:.4f} (target {a['target']:.4f}): "
