@@ -73,6 +73,29 @@ void validate(const Settings& s) {
   if (s.scenario == Scenario::Offline) {
     require(s.offline_expected_qps > 0, "offline_expected_qps must be > 0");
   }
+  switch (s.arrivals) {
+    case Arrivals::Gamma:
+      require(s.gamma_cv > 0.01 && s.gamma_cv <= 100, "gamma_cv must be in (0.01, 100]");
+      break;
+    case Arrivals::OnOff:
+      require(s.onoff_on_s > 0 && s.onoff_off_s > 0, "onoff_on_s and onoff_off_s must be > 0");
+      require(s.onoff_ratio >= 1, "onoff_ratio must be >= 1");
+      break;
+    case Arrivals::Ramp:
+      require(s.ramp_from_qps >= 0 && s.ramp_to_qps >= 0 && s.ramp_from_qps + s.ramp_to_qps > 0,
+              "ramp rates must be >= 0, not both 0");
+      require(s.ramp_over_s > 0, "ramp_over_s must be > 0");
+      break;
+    case Arrivals::Trace:
+      require(!s.trace_ns.empty(), "a trace needs at least one arrival");
+      for (size_t i = 0; i < s.trace_ns.size(); ++i) {
+        require(s.trace_ns[i] >= 0 && (i == 0 || s.trace_ns[i] >= s.trace_ns[i - 1]),
+                "trace arrivals must be >= 0 and ascending");
+      }
+      break;
+    default:
+      break;
+  }
 }
 
 double percentile_of_sorted(const std::vector<int64_t>& sorted, double p) {
@@ -132,6 +155,68 @@ std::vector<int64_t> server_schedule(double qps, uint64_t min_n, double min_dura
   while (out.size() < min_n || t < min_duration_s) {
     t += rng.exponential(qps);
     out.push_back(static_cast<int64_t>(t * 1e9));
+  }
+  return out;
+}
+
+namespace {
+
+// Ramp: the time at which the ramp's cumulative rate reaches `e` (inverting
+// L(t) = a t + (b - a) t^2 / (2 S) up to S, then L(S) + b (t - S)); -1 when it never does.
+double ramp_time(double a, double b, double S, double e) {
+  const double at_s = 0.5 * (a + b) * S;
+  if (e <= at_s) {
+    const double k = (b - a) / S;
+    return 2.0 * e / (a + std::sqrt(std::max(0.0, a * a + 2.0 * k * e)));
+  }
+  return b > 0 ? S + (e - at_s) / b : -1.0;
+}
+
+}  // namespace
+
+std::vector<int64_t> arrival_schedule(const Settings& s) {
+  if (s.arrivals == Arrivals::Poisson) {
+    return server_schedule(s.server_target_qps, s.min_query_count, s.min_duration_s,
+                           s.schedule_seed);
+  }
+  if (s.arrivals == Arrivals::Trace) return s.trace_ns;
+  Rng rng(stream_seed(s.schedule_seed, Stream::Schedule));
+  std::vector<int64_t> out;
+  out.reserve(s.min_query_count);
+  auto more = [&](double t) { return out.size() < s.min_query_count || t < s.min_duration_s; };
+  double t = 0;
+  if (s.arrivals == Arrivals::Gamma) {
+    // Gaps ~ Gamma(shape 1/cv^2, scale cv^2/qps): mean 1/qps, coefficient of variation cv.
+    const double shape = 1.0 / (s.gamma_cv * s.gamma_cv), scale = 1.0 / (shape * s.server_target_qps);
+    while (more(t)) {
+      t += scale * rng.gamma(shape);
+      out.push_back(static_cast<int64_t>(t * 1e9));
+    }
+  } else if (s.arrivals == Arrivals::OnOff) {
+    // Two-state Markov-modulated Poisson: rates r_on = R r_off, mean rate = target.
+    const double A = s.onoff_on_s, B = s.onoff_off_s, R = s.onoff_ratio;
+    const double off_rate = s.server_target_qps * (A + B) / (A * R + B), on_rate = R * off_rate;
+    bool on = true;
+    double end = rng.exponential(1.0 / A);
+    while (more(t)) {
+      const double next = t + rng.exponential(on ? on_rate : off_rate);
+      if (next > end) {  // memoryless: restart the draw at the switch, at the other rate
+        t = end;
+        on = !on;
+        end = t + rng.exponential(1.0 / (on ? A : B));
+        continue;
+      }
+      t = next;
+      out.push_back(static_cast<int64_t>(t * 1e9));
+    }
+  } else {  // Ramp
+    double e = 0;
+    while (more(t)) {
+      e += rng.exponential(1.0);
+      t = ramp_time(s.ramp_from_qps, s.ramp_to_qps, s.ramp_over_s, e);
+      if (t < 0) break;  // a ramp down to 0 ends its arrivals
+      out.push_back(static_cast<int64_t>(t * 1e9));
+    }
   }
   return out;
 }

@@ -12,6 +12,8 @@ namespace hwbench {
 
 enum class Scenario : int { SingleStream = 0, MultiStream = 1, Server = 2, Offline = 3 };
 enum class Mode : int { Performance = 0, Accuracy = 1 };
+/// \brief Server's arrival process. All but Trace are drawn from the schedule seed's stream.
+enum class Arrivals : int { Poisson = 0, Gamma = 1, OnOff = 2, Ramp = 3, Trace = 4 };
 
 /// \brief Effective settings of one run; validated by validate().
 struct Settings {
@@ -41,6 +43,16 @@ struct Settings {
   double spin_us = 20.0;
   bool early_stopping = true;
   double early_stopping_confidence = 0.99;
+  // Server's arrivals (see arrival_schedule). Poisson at server_target_qps is MLPerf's.
+  Arrivals arrivals = Arrivals::Poisson;
+  double gamma_cv = 1.0;      // Gamma: the gaps' coefficient of variation (1 is Poisson's)
+  double onoff_on_s = 1.0;    // OnOff: mean length of an on period (exponential), seconds
+  double onoff_off_s = 1.0;   // OnOff: mean length of an off period
+  double onoff_ratio = 10.0;  // OnOff: the on rate over the off rate (>= 1)
+  double ramp_from_qps = 0;   // Ramp: the rate at the start,
+  double ramp_to_qps = 0;     //   the rate after ramp_over_s, held from then on,
+  double ramp_over_s = 0;     //   and how long the linear ramp takes
+  std::vector<int64_t> trace_ns;  // Trace: arrival offsets in ns, ascending, replayed once
 };
 
 /// \brief Throws std::invalid_argument naming the first setting that is out of range.
@@ -97,6 +109,13 @@ int64_t early_stopping_max_overlatency(uint64_t n, double percentile, double con
 /// `min_n` arrivals and running until at least `min_duration_s`.
 std::vector<int64_t> server_schedule(double qps, uint64_t min_n, double min_duration_s,
                                      uint64_t seed);
+
+/// \brief Server arrival offsets (ns from the start) for the settings' arrival process: at least
+/// `min_query_count` arrivals running until at least `min_duration_s` (a trace: exactly its own).
+/// Poisson, Gamma and OnOff keep `server_target_qps` as their mean rate; Ramp's rate goes
+/// linearly from ramp_from_qps to ramp_to_qps over ramp_over_s (a non-homogeneous Poisson
+/// process), then stays there. OnOff starts in an on period.
+std::vector<int64_t> arrival_schedule(const Settings& s);
 
 /// \brief `k` distinct indices of [0, n), seeded (the performance sample set).
 std::vector<uint64_t> choose_distinct(uint64_t n, uint64_t k, Rng* rng);

@@ -170,6 +170,12 @@ NB_MODULE(_loadgen, m) {
   nb::enum_<Mode>(m, "Mode")
       .value("Performance", Mode::Performance)
       .value("Accuracy", Mode::Accuracy);
+  nb::enum_<Arrivals>(m, "Arrivals")
+      .value("Poisson", Arrivals::Poisson)
+      .value("Gamma", Arrivals::Gamma)
+      .value("OnOff", Arrivals::OnOff)
+      .value("Ramp", Arrivals::Ramp)
+      .value("Trace", Arrivals::Trace);
 
   nb::class_<Settings>(m, "Settings")
       .def(nb::init<>())
@@ -193,6 +199,15 @@ NB_MODULE(_loadgen, m) {
       .def_rw("warmup_samples_per_query", &Settings::warmup_samples_per_query)
       .def_rw("sample_timeout_s", &Settings::sample_timeout_s)
       .def_rw("spin_us", &Settings::spin_us)
+      .def_rw("arrivals", &Settings::arrivals)
+      .def_rw("gamma_cv", &Settings::gamma_cv)
+      .def_rw("onoff_on_s", &Settings::onoff_on_s)
+      .def_rw("onoff_off_s", &Settings::onoff_off_s)
+      .def_rw("onoff_ratio", &Settings::onoff_ratio)
+      .def_rw("ramp_from_qps", &Settings::ramp_from_qps)
+      .def_rw("ramp_to_qps", &Settings::ramp_to_qps)
+      .def_rw("ramp_over_s", &Settings::ramp_over_s)
+      .def_rw("trace_ns", &Settings::trace_ns)
       .def_rw("early_stopping", &Settings::early_stopping)
       .def_rw("early_stopping_confidence", &Settings::early_stopping_confidence);
 
@@ -280,6 +295,13 @@ NB_MODULE(_loadgen, m) {
       },
       "qps"_a, "min_n"_a, "min_duration_s"_a, "seed"_a,
       "Server arrival offsets in ns: a seeded Poisson process.");
+  m.def(
+      "arrival_schedule",
+      [](const Settings& s) {
+        validate(s);
+        return to_numpy(arrival_schedule(s));
+      },
+      "settings"_a, "Server arrival offsets in ns for the settings' arrival process.");
   m.def("early_stopping_min_queries", &early_stopping_min_queries, "overlatency"_a,
         "percentile"_a, "confidence"_a,
         "MLPerf early stopping's h(t) + t: the fewest queries at which t over the bound pass.");

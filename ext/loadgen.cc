@@ -293,8 +293,7 @@ void LoadGen::run_offline(SystemUnderTest& sut, const Settings& s, Phase& ph) {
 // is busy are issued together as soon as it returns; each keeps its scheduled arrival as its
 // issue time, so queueing counts as latency.
 void LoadGen::run_server(SystemUnderTest& sut, const Settings& s, Phase& ph) {
-  std::vector<int64_t> offsets =
-      server_schedule(s.server_target_qps, s.min_query_count, s.min_duration_s, s.schedule_seed);
+  std::vector<int64_t> offsets = arrival_schedule(s);
   if (s.max_query_count && offsets.size() > s.max_query_count) offsets.resize(s.max_query_count);
   const size_t n = offsets.size();
   Rng rng(ph.seed);

@@ -36,6 +36,27 @@ class Rng {
   }
   /// \brief Exponential with the given rate (events per unit).
   double exponential(double rate) { return -std::log1p(-uniform()) / rate; }
+  /// \brief Standard normal (Box-Muller; one of each pair is used, so draws stay aligned).
+  double normal() {
+    const double u1 = 1.0 - uniform(), u2 = uniform();  // u1 in (0, 1]
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+  }
+  /// \brief Gamma with shape k and scale 1 (Marsaglia and Tsang, 2000; for k < 1 the
+  /// k + 1 draw is scaled by U^(1/k)).
+  double gamma(double k) {
+    if (k < 1.0) return gamma(k + 1.0) * std::pow(1.0 - uniform(), 1.0 / k);
+    const double d = k - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+    while (true) {
+      double x, v;
+      do {
+        x = normal();
+        v = 1.0 + c * x;
+      } while (v <= 0.0);
+      v = v * v * v;
+      const double u = 1.0 - uniform();
+      if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return d * v;
+    }
+  }
 
  private:
   std::mt19937_64 engine_;

@@ -134,6 +134,11 @@ class RunConfig:
     # The longest the load generator's issue thread busy-waits (before a Server arrival, for a
     # SingleStream/MultiStream completion); 0 never. See docs/loadgen.md "The issue thread's spin".
     spin_us: float = 20.0
+    # Server's arrival process (hwbench.harness.arrivals): poisson, gamma:cv=X, onoff:...,
+    # ramp:..., or a trace .csv; and the window that latency is reported (and, for
+    # non-stationary arrivals, judged) per.
+    arrivals: str = "poisson"
+    window_s: float = 10.0
     performance_sample_count: int | None = None
     seed: int = 1
     backend_options: tuple[tuple[str, str], ...] = field(default_factory=tuple)
@@ -162,6 +167,14 @@ class RunConfig:
         _positive("--warmup", self.warmup_s, allow_zero=True)
         _positive("--sample-timeout", self.sample_timeout_s)
         _positive("--spin-us", self.spin_us, allow_zero=True)
+        _positive("--window-s", self.window_s)
+        kind = self.arrivals.partition(":")[0]
+        if kind != "poisson" and self.scenario in ("single-stream", "multi-stream", "offline"):
+            raise UsageError(f"--arrivals shapes Server's arrivals; {self.scenario} issues "
+                             "queries as the last completes: use --scenario server")
+        if self.mode == "find-peak" and kind not in ("poisson", "gamma"):
+            raise UsageError(f"--mode find-peak needs a steady arrival rate; --arrivals "
+                             f"{self.arrivals} is not stationary: use poisson or gamma:cv=X")
         if self.spin_us > MAX_SPIN_US:
             raise UsageError(f"--spin-us must be <= {MAX_SPIN_US:g} (got {self.spin_us:g})")
         if self.batch_size < 1:

@@ -58,6 +58,28 @@ def latency(run_dir: Path) -> str:
     return _section("Latency and throughput", body)
 
 
+def latency_windows(doc: dict[str, Any]) -> str:
+    """Server's p50 and p99 per window of scheduled arrival time, with the bound: a burst
+    shows as a peak, which the whole run's percentile averages away."""
+    lw = doc.get("latency_windows")
+    if not lw:
+        return ""
+    ws = [w for w in lw["windows"] if w["p50_ms"] is not None]
+    if not ws:
+        return _section("Latency per window", _missing("no window held a completed query"))
+    mid = np.array([(w["start_s"] + w["end_s"]) / 2 for w in ws])
+    cols = {"p50": np.array([w["p50_ms"] for w in ws], float),
+            "p99": np.array([np.nan if w["p99_ms"] is None else w["p99_ms"] for w in ws], float),
+            "bound": np.full(len(ws), lw["bound_ms"])}
+    arr = lw.get("arrivals") or {}
+    note = (f"<p class='note'>Arrivals: {html.escape(str(arr.get('kind', 'poisson')))}; "
+            f"windows of {lw['window_s']:g} s by scheduled arrival"
+            + ("; each window with enough queries is judged against the bound" if lw["judged"]
+               else "") + ".</p>")
+    return _section("Latency per window",
+                    note + plots.series(mid, cols, "ms", f"latency per {lw['window_s']:g} s window"))
+
+
 def power(doc: dict[str, Any], run_dir: Path) -> str:
     sources = (doc.get("power") or {}).get("sources") or []
     rows = [[s.get("name"), s.get("kind"), s.get("available"), s.get("avg_w"), s.get("peak_w"),
@@ -152,7 +174,8 @@ def build(doc: dict[str, Any], run_dir: Path) -> str:
     parts = [
         f"<p>Run <code>{html.escape(doc['run_id'])}</code>, {html.escape(doc['created_utc'])}, "
         f"hwbench {html.escape(str(doc.get('hwbench_version')))}</p>",
-        summary(doc, run_dir), latency(run_dir), power(doc, run_dir), accuracy(doc, run_dir),
+        summary(doc, run_dir), latency(run_dir), latency_windows(doc), power(doc, run_dir),
+        accuracy(doc, run_dir),
         keyed("Fidelity against the reference", doc.get("fidelity"), "fidelity not measured"),
         robustness(doc),
         keyed("Telemetry", doc.get("telemetry"), "no telemetry recorded in this run"),

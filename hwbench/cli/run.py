@@ -54,6 +54,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-timeout", type=float, default=default("sample_timeout_s"),
                    dest="sample_timeout_s", metavar="SECONDS",
                    help="a sample not completed this long invalidates the run")
+    p.add_argument("--arrivals", default=default("arrivals"), metavar="PROCESS",
+                   help="Server's arrivals: poisson (MLPerf's), gamma:cv=X, "
+                   "onoff:on_s=A,off_s=B,ratio=R, ramp:from=Q1,to=Q2,over_s=S, or a trace "
+                   "FILE.csv ('t' or 'gap' column) replayed as recorded or scaled to --target-qps "
+                   "(default: %(default)s)")
+    p.add_argument("--window-s", type=float, default=default("window_s"), metavar="SECONDS",
+                   help="Server latency is also reported per window of this length; "
+                   "non-stationary arrivals are judged per window (default: %(default)s)")
     p.add_argument("--spin-us", type=float, default=default("spin_us"), metavar="US",
                    help="the longest the load generator busy-waits before an arrival or for a "
                    "completion; 0: never (default: %(default)s)")
@@ -97,6 +105,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     keys = ("workload", "scenario", "backend", "mode", "profile", "model", "dataset",
             "duration_s", "max_duration_s", "min_query_count", "target_qps", "expected_qps",
             "latency_bound_ms", "batch_size", "warmup_s", "sample_timeout_s", "spin_us",
+            "arrivals", "window_s",
             "performance_sample_count", "seed", "output", "robustness", "robustness_samples",
             "instances", "batch_timeout_us", "precision", "no_power", "rapl_root",
             "jetson_root", "telemetry_hz")

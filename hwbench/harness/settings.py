@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from hwbench.config import RunConfig, ScenarioSpec
-from hwbench.harness.loadgen import Mode, Scenario, Settings
+from hwbench.harness import arrivals as arrival_specs
+from hwbench.harness.loadgen import Arrivals, Mode, Scenario, Settings
 from hwbench.workloads import Workload
 
 _FIELDS = ("min_duration_s", "max_duration_s", "min_query_count", "max_query_count",
@@ -16,7 +17,8 @@ _FIELDS = ("min_duration_s", "max_duration_s", "min_query_count", "max_query_cou
 
 
 def build(cfg: RunConfig, spec: ScenarioSpec, workload: Workload, *, accuracy: bool = False,
-          target_qps: float = 1.0, expected_qps: float = 1.0) -> Settings:
+          target_qps: float = 1.0, expected_qps: float = 1.0,
+          arrivals: arrival_specs.ArrivalSpec | None = None) -> Settings:
     """The load generator settings for one pass (accuracy or performance)."""
     s = Settings()
     s.scenario = getattr(Scenario, spec.loadgen_scenario)
@@ -43,13 +45,49 @@ def build(cfg: RunConfig, spec: ScenarioSpec, workload: Workload, *, accuracy: b
                                   else cfg.batch_size)
     s.sample_timeout_s = cfg.sample_timeout_s
     s.spin_us = cfg.spin_us
+    if s.scenario == Scenario.Server:
+        _arrivals(s, arrivals or arrival_specs.parse(cfg.arrivals), cfg.target_qps)
     return s
+
+
+def _arrivals(s: Settings, a: arrival_specs.ArrivalSpec, user_qps: float | None) -> None:
+    """Server's arrival process. Early stopping's binomial bound assumes independent queries at
+    a steady rate, which bursty and non-stationary arrivals are not: for every process but
+    Poisson it is off, and the plain percentile (and, for non-stationary ones, every window's;
+    hwbench.results.windows) is judged."""
+    s.arrivals = getattr(Arrivals, {"poisson": "Poisson", "gamma": "Gamma", "onoff": "OnOff",
+                                    "ramp": "Ramp", "trace": "Trace"}[a.kind])
+    if a.kind != "poisson":
+        s.early_stopping = False
+    if a.kind == "gamma":
+        s.gamma_cv = a.param("cv")
+    elif a.kind == "onoff":
+        s.onoff_on_s, s.onoff_off_s, s.onoff_ratio = (a.param(k) for k in ("on_s", "off_s", "ratio"))
+    elif a.kind == "ramp":
+        s.ramp_from_qps, s.ramp_to_qps, s.ramp_over_s = (a.param(k) for k in ("from", "to", "over_s"))
+    elif a.kind == "trace":
+        assert a.trace is not None
+        s.trace_ns = arrival_specs.trace_offsets(a.trace, user_qps)
+        # A trace is replayed once: its own span and length are the run's minimums (MLPerf's
+        # are still compared, in mlperf_shortfalls).
+        s.min_duration_s = s.trace_ns[-1] / 1e9
+        s.min_query_count = len(s.trace_ns)
+        s.max_query_count = 0
 
 
 def to_dict(s: Settings) -> dict[str, Any]:
     d: dict[str, Any] = {"scenario": s.scenario.name, "mode": s.mode.name}
     d.update({k: getattr(s, k) for k in _FIELDS})
+    if s.scenario == Scenario.Server:  # the process's own settings; a trace by its length
+        d["arrivals"] = s.arrivals.name
+        d.update({k: getattr(s, k) for k in _ARRIVAL_FIELDS.get(s.arrivals.name, ())})
+        if s.arrivals == Arrivals.Trace:
+            d["trace_arrivals"] = len(s.trace_ns)
     return d
+
+
+_ARRIVAL_FIELDS = {"Gamma": ("gamma_cv",), "OnOff": ("onoff_on_s", "onoff_off_s", "onoff_ratio"),
+                   "Ramp": ("ramp_from_qps", "ramp_to_qps", "ramp_over_s")}
 
 
 def mlperf_shortfalls(s: Settings, spec: ScenarioSpec, workload: Workload) -> list[str]:

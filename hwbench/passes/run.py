@@ -10,14 +10,14 @@ from typing import Any
 from hwbench import backends, workloads
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import PassStopped, UsageError
-from hwbench.harness import settings
+from hwbench.harness import arrivals, settings
 from hwbench.harness.loadgen import LoadGen, Scenario, note_abandoned
 from hwbench.harness.progress import Reporter
 from hwbench.harness.samples import SampleLibrary
 from hwbench.harness.sut import Sut, make_sut
 from hwbench.harness.workers import CLOSE_GRACE_S, Instances
 from hwbench.quality import robustness
-from hwbench.results import document
+from hwbench.results import document, windows
 from hwbench.results.store import new_run_id
 from hwbench.telemetry import machine as system
 from hwbench.telemetry.session import Session
@@ -55,6 +55,7 @@ class Run:
         self.cfg = cfg
         self.say = reporter
         self.spec: ScenarioSpec = load_scenario(cfg.scenario, cfg.profile)
+        self.arrivals = arrivals.parse(cfg.arrivals)  # a bad spec or trace fails here, first
         self.workload = workloads.create(cfg.workload, cfg.model, cfg.dataset, cfg.seed)
         unscorable = cfg.robustness and robustness.missing_labels(self.workload)
         if unscorable:
@@ -157,7 +158,7 @@ class Run:
         if calibrated:
             expected = OFFLINE_CALIBRATION_MARGIN * self.calibrate()
         s = settings.build(self.cfg, self.spec, self.workload, target_qps=target_qps,
-                           expected_qps=expected)
+                           expected_qps=expected, arrivals=self.arrivals)
         if calibrated and not s.max_query_count:
             s.max_query_count = OFFLINE_SAMPLE_CAP  # the load generator caps the query's size
         out = self.sampled_pass(s)
@@ -171,10 +172,24 @@ class Run:
         self.doc["metrics"] = document.metrics(m, out["stale_completions"], out["spin_ns"])
         self.doc["validated"]["performance"] = bool(m.valid)
         self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"])
+        if s.scenario == Scenario.Server:
+            self._windows(s)
         if self.telemetry is not None:
             self.doc["power"], self.doc["telemetry"], self.samples["telemetry.npz"] = \
                 self.telemetry.results(out["start_ns"], self.doc["metrics"])
         return out
+
+    def _windows(self, s) -> None:
+        """Latency per window; for non-stationary arrivals, the verdict per window too."""
+        judge = not self.arrivals.stationary
+        section = windows.latency_windows(self.samples["samples.npz"], self.cfg.window_s,
+                                          s.latency_bound_s, s.target_latency_percentile, judge)
+        section["arrivals"] = self.arrivals.describe()
+        self.doc["latency_windows"] = section
+        failing = windows.invalid_reasons(section)
+        if failing:
+            self.doc["invalid_reasons"] += failing
+            self.doc["validated"]["performance"] = False
 
     def resize_offline(self, s, out: dict) -> dict:
         """A calibration pass can run before caches, JIT compilers or thread pools are warm; when
@@ -205,6 +220,11 @@ class Run:
     def server_qps(self) -> float:
         if self.cfg.target_qps is not None:
             return self.cfg.target_qps
+        a = self.arrivals
+        if a.trace is not None:  # replayed as recorded
+            return a.trace.rate or 1.0
+        if a.kind == "ramp":  # the ramp names its own rates; this one is only recorded
+            return max(a.param("from"), a.param("to"))
         qps = 0.5 * self.calibrate()
         self.say.info(f"no --target-qps given: using half the calibrated throughput, {qps:,.1f}")
         self.doc["settings"]["target_qps_calibrated"] = qps

@@ -91,6 +91,7 @@ def new_document(run_id: str, cfg: dict[str, Any], system: dict[str, Any]) -> di
         "accuracy": None,
         "accuracy_note": None,
         "find_peak": None,
+        "latency_windows": None,
         "fidelity": None,
         "fidelity_note": None,
         "robustness": None,

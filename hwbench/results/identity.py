@@ -54,6 +54,12 @@ def comparability_key(doc: dict[str, Any]) -> dict[str, Any]:
     if lg.get("scenario") == "Server":
         # Latency at one arrival rate says nothing about another: the rate must match (3 digits).
         key["server_target_qps"] = float(f"{lg.get('server_target_qps') or 0:.3g}")
+        # Nor under one arrival process about another; Poisson (MLPerf's, and every result
+        # before schema 5) is left out, so those keep their hashes.
+        arr = dict((doc.get("latency_windows") or {}).get("arrivals") or {})
+        if arr and arr.get("kind") != "poisson":
+            arr.pop("trace", None)  # a trace is its content (trace_sha256), not where it lay
+            key["arrivals"] = arr
     return key
 
 

@@ -28,7 +28,8 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #   3 - metrics add completed_samples_per_second (Server), early_stopping.met, stale_completions.
 #       fidelity adds envelope (how the precision bounds were derived).
 #   4 - metrics add issue_spin_s (the load generator's busy-waiting; null before it was counted).
-SCHEMA_VERSION = 4
+#   5 - adds latency_windows (Server latency per window, and the arrival process; null before).
+SCHEMA_VERSION = 5
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -111,6 +112,9 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc = _to_3(doc)
     if version < 4:
         doc = _to_4(doc)
+    if version < 5:
+        doc = dict(doc, schema_version=5)
+        doc.setdefault("latency_windows", None)  # not kept before schema 5
     return doc
 
 

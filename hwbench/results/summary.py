@@ -124,6 +124,7 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
             rows.append(("load generator spin", f"{m['issue_spin_s'] * 1e3:,.1f} ms busy-waiting, "
                          f"{100 * m['issue_spin_s'] / m['duration_s']:.2f}% of one core"
                          + (f" (--spin-us {spin_us:g})" if spin_us is not None else "")))
+    rows += _window_rows(doc.get("latency_windows"))
     if doc.get("accuracy"):
         a = doc["accuracy"]
         rows.append(("accuracy", f"{a['metric']} {a['value']:.4f} (target {a['target']:.4f}): "
@@ -145,6 +146,25 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
         rows.append(("written to", str(run_dir)))
     out = table(("", ""), rows)
     return out + "\n\n" + grid(doc["robustness"]) if doc.get("robustness") else out
+
+
+def _window_rows(lw: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The arrival process, and the spread of p99 across windows (the worst one named)."""
+    if not lw:
+        return []
+    arr = lw.get("arrivals") or {}
+    skip = ("kind", "stationary", "trace_sha256", "trace_rate")
+    params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in arr.items() if k not in skip)
+    rows = [("arrivals", f"{arr.get('kind', 'poisson')}" + (f" ({params})" if params else "")
+             + ("" if arr.get("stationary", True) else "; not stationary: judged per window"))]
+    seen = [w for w in lw["windows"] if w["p99_ms"] is not None]
+    if len(seen) > 1:
+        worst = max(seen, key=lambda w: w["p99_ms"])
+        rows.append((f"p99 per {lw['window_s']:g} s window",
+                     f"{min(w['p99_ms'] for w in seen):.3f} to {worst['p99_ms']:.3f} ms over "
+                     f"{len(seen)} windows (worst {worst['start_s']:g}-{worst['end_s']:g} s)"))
+    return rows
 
 
 def _minimums(s: dict[str, Any]) -> str:
