@@ -3,6 +3,14 @@
 With ``service_time_us`` set, each sample costs exactly that long of busy-waiting in the
 compiled extension (GIL released), one sample after another in arrival order: a single FIFO
 worker with a fixed service time.
+
+``cheat`` makes it a system under test that cheats, so that ``hwbench audit`` can be shown to
+catch one. Its answers are then a function of each input (the input's values, repeated to the
+output's size), and each sample costs ``service_time_us`` (200 us if unset: a cheat needs work
+to skip). ``cache`` remembers the answer to every input it has seen and answers a repeat from
+memory, skipping the work; ``zeros_under_load`` answers an input it has seen before with zeros,
+skipping the work, on the bet that only the first sight of an input (the accuracy pass) is
+checked.
 """
 from __future__ import annotations
 
@@ -16,6 +24,10 @@ from hwbench._loadgen import spin_for_ns
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 
 
+CHEATS = ("none", "cache", "zeros_under_load")
+CHEAT_SERVICE_US = 200.0
+
+
 class NullBackend(Backend):
     name: ClassVar[str] = "null"
     description: ClassVar[str] = "no computation: measures the harness (optional fixed service time)"
@@ -23,6 +35,8 @@ class NullBackend(Backend):
     @dataclass(frozen=True)
     class Options:
         service_time_us: float = option(0.0, "busy-wait per sample, in microseconds", minimum=0)
+        cheat: str = option("none", "behave like a cheating system under test, for hwbench "
+                            "audit to catch", choices=CHEATS)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -32,14 +46,31 @@ class NullBackend(Backend):
         self._shape = model.output_shape
         self._zeros = np.zeros((1, *self._shape), dtype=np.float32)
         self._spin_ns = int(self.opts.service_time_us * 1000)
+        self._cheat = self.opts.cheat
+        if self._cheat != "none":
+            self._spin_ns = self._spin_ns or int(CHEAT_SERVICE_US * 1000)
+            self._size = int(np.prod(self._shape, dtype=np.int64))
+            self._seen: dict[bytes, np.ndarray] = {}
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        if self._cheat != "none":
+            return np.stack([self._cheating(x) for x in batch])
         n = len(batch)
         if self._spin_ns:
             spin_for_ns(self._spin_ns * n)
         if n > len(self._zeros):
             self._zeros = np.zeros((n, *self._shape), dtype=np.float32)
         return self._zeros[:n]
+
+    def _cheating(self, x: np.ndarray) -> np.ndarray:
+        key = x.tobytes()
+        seen = self._seen.get(key)
+        if seen is not None:  # a repeat: answered without the work
+            return seen if self._cheat == "cache" else np.zeros_like(seen)
+        spin_for_ns(self._spin_ns)
+        out = np.resize(x.ravel().astype(np.float32), self._size).reshape(self._shape)
+        self._seen[key] = out
+        return out
 
     def info(self) -> BackendInfo:
         return BackendInfo(self.name, device="none", precision="none", computes=False,

@@ -163,4 +163,4 @@ def test_bad_traces_are_one_line_errors(capsys, tmp_path, body, expect):
 def test_schema_4_results_gain_no_windows(tmp_path):
     (tmp_path / "result.json").write_text(json.dumps({"schema_version": 4, "run_id": "r"}))
     doc = load_result(tmp_path)
-    assert doc["schema_version"] == 5 and doc["latency_windows"] is None
+    assert doc["schema_version"] == 6 and doc["latency_windows"] is None

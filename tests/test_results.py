@@ -16,7 +16,7 @@ def _write(tmp_path, doc):
 
 def test_schema_1_is_migrated_with_unmeasured_sections_null(tmp_path):
     doc = load_result(_write(tmp_path, {"schema_version": 1, "run_id": "r", "valid": True}))
-    assert doc["schema_version"] == SCHEMA_VERSION == 5
+    assert doc["schema_version"] == SCHEMA_VERSION == 6
     for key in ("fidelity", "robustness", "power", "telemetry", "repeat"):
         assert doc[key] is None
     assert doc["run_id"] == "r" and doc["valid"] is True
@@ -26,7 +26,7 @@ def test_schema_3_metrics_gain_an_unknown_issue_spin(tmp_path):
     """Before schema 4 the issue thread's busy-waiting was not counted: null, never 0."""
     doc = load_result(_write(tmp_path, {"schema_version": 3, "run_id": "r",
                                         "metrics": {"samples_per_second": 5.0}}))
-    assert doc["schema_version"] == 5
+    assert doc["schema_version"] == 6
     assert doc["metrics"]["issue_spin_s"] is None and doc["metrics"]["samples_per_second"] == 5.0
 
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tomllib
 from pathlib import Path
 
 from hwbench.analysis import compare, export, runs
-from hwbench.errors import UsageError
+from hwbench.errors import EXIT_COMPARE_REFUSED, UsageError
 from hwbench.results.store import default_output_root, list_runs
 
 
@@ -25,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--systems", metavar="FILE", help="TOML file: [systems.NAME] price_usd = N")
     p.add_argument("--force", action="store_true", help="compare runs that are not comparable "
                    "(different settings, invalid, accuracy not validated); rows are marked")
+    p.add_argument("--require-audit", action="store_true", help="refuse (exit 8) unless every "
+                   "run passed 'hwbench audit' (its result carries a passed audit)")
     p.add_argument("--csv", metavar="FILE", help="also write the tables as CSV")
     p.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
@@ -82,6 +85,13 @@ def _usd(where: str, value: object) -> float:
 
 def handle(args: argparse.Namespace) -> int:
     records = [runs.load(d) for d in args.run_dirs] if args.run_dirs else query(args)
+    if args.require_audit:
+        unaudited = [r.run_id for r in records if not (r.doc.get("audit") or {}).get("passed")]
+        if unaudited:
+            print(f"hwbench: compare refused: {len(unaudited)} of {len(records)} runs did not "
+                  f"pass an audit ({', '.join(unaudited[:3])}{', ...' if len(unaudited) > 3 else ''}"
+                  "): run them with 'hwbench audit', or drop --require-audit", file=sys.stderr)
+            return EXIT_COMPARE_REFUSED
     prices = parse_prices(args.price, args.systems)
     tables = compare.build(records, args.baseline, prices, args.force)
     print(export.terminal(tables), end="")

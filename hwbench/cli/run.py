@@ -17,6 +17,14 @@ from hwbench.results.summary import summary_table
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a benchmark", description="Run one workload in one "
                        "scenario on one backend; results go to a new run directory.")
+    add_run_options(p)
+    p.add_argument("--repeat", type=int, default=1, metavar="N", help="run the same configuration "
+                   "N times and report the spread of its headline metric (default: 1)")
+    p.set_defaults(handler=handle)
+
+
+def add_run_options(p: argparse.ArgumentParser, *, with_mode: bool = True) -> None:
+    """The options that make a RunConfig (``hwbench audit`` takes them too, without --mode)."""
     # Every default is RunConfig's (config.default): one source for the CLI, the API and the index.
     p.add_argument("--workload", default=default("workload"),
                    help=f"one of {', '.join(workloads.names())} (default: %(default)s)")
@@ -24,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"one of {', '.join(SCENARIOS)}, or a .toml file (default: %(default)s)")
     p.add_argument("--backend", default=default("backend"),
                    help=f"one of {', '.join(backends.names())} (default: %(default)s)")
-    p.add_argument("--mode", default=default("mode"), choices=MODES)
+    if with_mode:
+        p.add_argument("--mode", default=default("mode"), choices=MODES)
     p.add_argument("--profile", default=default("profile"), choices=PROFILES,
                    help="quick: short runs for interactive use (default); mlperf: MLPerf's minimums")
     p.add_argument("--model", help="ONNX model file (default: the workload's synthetic graph)")
@@ -80,9 +89,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result document on stdout "
                    "and nothing else there")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    p.add_argument("--repeat", type=int, default=1, metavar="N", help="run the same configuration "
-                   "N times and report the spread of its headline metric (default: 1)")
-    p.set_defaults(handler=handle)
 
 
 def _add_telemetry(p: argparse.ArgumentParser) -> None:
@@ -102,7 +108,7 @@ def _add_telemetry(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    keys = ("workload", "scenario", "backend", "mode", "profile", "model", "dataset",
+    keys = ("workload", "scenario", "backend", "profile", "model", "dataset",
             "duration_s", "max_duration_s", "min_query_count", "target_qps", "expected_qps",
             "latency_bound_ms", "batch_size", "warmup_s", "sample_timeout_s", "spin_us",
             "arrivals", "window_s",
@@ -110,7 +116,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             "instances", "batch_timeout_us", "precision", "no_power", "rapl_root",
             "jetson_root", "telemetry_hz")
     ptd_host, ptd_port = parse_host_port(args.ptd)
-    return RunConfig(backend_options=parse_backend_options(args.backend_opt),
+    return RunConfig(mode=getattr(args, "mode", default("mode")),
+                     backend_options=parse_backend_options(args.backend_opt),
                      power_sources=tuple(dict.fromkeys(args.power_sources)),
                      ptd_host=ptd_host, ptd_port=ptd_port,
                      **{k: getattr(args, k) for k in keys})

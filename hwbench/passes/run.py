@@ -72,6 +72,8 @@ class Run:
         self.internal_error = False
         self.artifact: backends.ModelArtifact | None = None  # the model the backend runs
         self.stuck = False
+        self.accuracy_outputs: dict | None = None
+        self.performance_outputs: dict | None = None
         # Opened now, so that a power source the user asked for fails before anything loads.
         sampled = cfg.mode != "accuracy" and cfg.telemetry_hz > 0
         self.telemetry = Session(cfg) if sampled else None
@@ -134,10 +136,14 @@ class Run:
     def accuracy(self) -> None:
         s = settings.build(self.cfg, self.spec, self.workload, accuracy=True)
         out, sut = self.loadgen_pass(s, "accuracy", keep_outputs=True)
+        self.accuracy_outputs = sut.outputs  # by sample index (hwbench.audit compares them)
         self.samples["samples_accuracy.npz"] = document.samples_columns(out["records"],
                                                                         out["start_ns"])
         self.doc["invalid_reasons"] += [f"accuracy pass: {e}" for e in out["errors"]]
         why_not = self.workload.accuracy_unavailable()
+        if not self.backend.info().computes:
+            why_not = (f"backend {self.cfg.backend} computes nothing (its outputs are "
+                       "placeholders): accuracy not judged")
         if why_not or out["errors"]:
             self.doc["accuracy_note"] = why_not or "the accuracy pass did not complete"
             return
@@ -152,7 +158,9 @@ class Run:
             self.doc["invalid_reasons"].append(
                 f"accuracy {report.metric} {report.value:.4f} is below the target {report.target:.4f}")
 
-    def performance(self, target_qps: float = 1.0) -> dict:
+    def performance(self, target_qps: float = 1.0, keep_outputs: bool = False) -> dict:
+        """The performance pass; with ``keep_outputs`` its last output for each sample index is
+        kept in ``performance_outputs`` (an audit compares them with the accuracy pass's)."""
         expected = self.cfg.expected_qps or 1.0
         calibrated = self.spec.loadgen_scenario == "Offline" and self.cfg.expected_qps is None
         if calibrated:
@@ -161,9 +169,9 @@ class Run:
                            expected_qps=expected, arrivals=self.arrivals)
         if calibrated and not s.max_query_count:
             s.max_query_count = OFFLINE_SAMPLE_CAP  # the load generator caps the query's size
-        out = self.sampled_pass(s)
+        out = self.sampled_pass(s, keep_outputs)
         if calibrated:
-            out = self.resize_offline(s, out)
+            out = self.resize_offline(s, out, keep_outputs)
         self.doc["settings"]["loadgen"] = settings.to_dict(s)
         shortfalls = settings.mlperf_shortfalls(s, self.spec, self.workload)
         self.doc["settings"]["meets_mlperf_minimums"] = not shortfalls
@@ -191,7 +199,7 @@ class Run:
             self.doc["invalid_reasons"] += failing
             self.doc["validated"]["performance"] = False
 
-    def resize_offline(self, s, out: dict) -> dict:
+    def resize_offline(self, s, out: dict, keep_outputs: bool = False) -> dict:
         """A calibration pass can run before caches, JIT compilers or thread pools are warm; when
         the calibrated Offline query then ends before the minimum duration, it is sized again
         from the rate the performance pass itself measured (at most OFFLINE_RESIZES times)."""
@@ -204,18 +212,21 @@ class Run:
             self.doc["settings"]["offline_resized"] = attempt + 1
             self.say.info(f"the Offline query ended after {m.duration_s:.2f} s: sizing it again "
                           f"for {m.samples_per_second:,.1f} samples/s")
-            out = self.sampled_pass(s)
+            out = self.sampled_pass(s, keep_outputs)
         return out
 
-    def sampled_pass(self, s) -> dict:
+    def sampled_pass(self, s, keep_outputs: bool = False) -> dict:
         """The performance pass, with the telemetry sampler running beside it."""
-        if self.telemetry is None:
-            return self.loadgen_pass(s, "performance")[0]
-        self.telemetry.start()
+        if self.telemetry is not None:
+            self.telemetry.start()
         try:
-            return self.loadgen_pass(s, "performance")[0]
+            out, sut = self.loadgen_pass(s, "performance", keep_outputs)
         finally:
-            self.telemetry.stop()
+            if self.telemetry is not None:
+                self.telemetry.stop()
+        if keep_outputs:
+            self.performance_outputs = sut.outputs
+        return out
 
     def server_qps(self) -> float:
         if self.cfg.target_qps is not None:

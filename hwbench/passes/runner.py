@@ -36,11 +36,13 @@ class Outcome:
 
 
 def execute(cfg: RunConfig, reporter: Reporter,
-            annotate: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
+            annotate: Callable[[dict[str, Any]], None] | None = None,
+            passes: Callable[[Run], None] | None = None) -> Outcome:
     """Runs `cfg` and writes its result. Bad input raises UsageError before anything runs.
 
     `annotate`, when given, may add to the finished document just before it is written (a
-    ``--repeat`` series records its group and spread this way).
+    ``--repeat`` series records its group and spread this way). `passes` replaces the passes
+    the run's mode asks for (``hwbench audit`` runs its checks this way).
     """
     root = output_root(cfg.output)
     run = Run(cfg, reporter)
@@ -63,7 +65,7 @@ def execute(cfg: RunConfig, reporter: Reporter,
     run.doc["workload_info"] = run.workload.describe()
     run.doc["workload_info"]["artifact"] = precision.describe(artifact, source)
     try:
-        _passes(run)
+        (passes or _passes)(run)
     except KeyboardInterrupt:
         run.doc["interrupted"] = True
         run.doc["invalid_reasons"].append("interrupted by the user (Ctrl-C)")

@@ -99,6 +99,7 @@ def new_document(run_id: str, cfg: dict[str, Any], system: dict[str, Any]) -> di
         "power": None,
         "telemetry": None,
         "repeat": None,
+        "audit": None,
         "settings": {"config": cfg},
         "backend_info": None,
         "workload_info": None,

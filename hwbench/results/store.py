@@ -29,7 +29,8 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #       fidelity adds envelope (how the precision bounds were derived).
 #   4 - metrics add issue_spin_s (the load generator's busy-waiting; null before it was counted).
 #   5 - adds latency_windows (Server latency per window, and the arrival process; null before).
-SCHEMA_VERSION = 5
+#   6 - adds audit (hwbench audit's checks and their evidence; null for every other run).
+SCHEMA_VERSION = 6
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -115,6 +116,9 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
     if version < 5:
         doc = dict(doc, schema_version=5)
         doc.setdefault("latency_windows", None)  # not kept before schema 5
+    if version < 6:
+        doc = dict(doc, schema_version=6)
+        doc.setdefault("audit", None)  # no run before schema 6 was audited
     return doc
 
 

@@ -132,6 +132,9 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
     elif doc.get("accuracy_note"):
         rows.append(("accuracy", doc["accuracy_note"]))
     rows.append(("fidelity", fidelity_line(doc)))
+    for c in (doc.get("audit") or {}).get("checks", []):
+        rows.append((f"audit: {c['name']}", ("PASS" if c["passed"] else "FAIL") + ": "
+                     + _audit_evidence(c["evidence"])))
     if doc.get("robustness_note") and not doc.get("robustness"):
         rows.append(("robustness", doc["robustness_note"]))
     fp = doc.get("find_peak")
@@ -146,6 +149,17 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
         rows.append(("written to", str(run_dir)))
     out = table(("", ""), rows)
     return out + "\n\n" + grid(doc["robustness"]) if doc.get("robustness") else out
+
+
+def _audit_evidence(e: dict[str, Any]) -> str:
+    if "error" in e:
+        return e["error"]
+    if "median_ratio" in e:
+        return (f"repeated / unique throughput {e['median_ratio']:.2f} (median of "
+                f"{len(e['ratios'])} pairs; limit {e['limit']:.2f})")
+    return (f"{e['mismatched']} of {e['samples_compared']} sampled outputs differ under load "
+            f"(max error {e['max_error']:.2g} of scale; tolerance {e['tolerance']:g} at "
+            f"{e['declared_precision']})")
 
 
 def _window_rows(lw: dict[str, Any] | None) -> list[tuple[str, str]]:
