@@ -14,9 +14,9 @@ import traceback
 from hwbench import __version__
 from hwbench.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, HwbenchError
 from hwbench.harness.loadgen import abandoned_calls
-from hwbench.cli import audit as audit_cmd, compare as compare_cmd, history as history_cmd, \
-    list as list_cmd, qualify as qualify_cmd, report as report_cmd, run as run_cmd, \
-    show as show_cmd
+from hwbench.cli import audit as audit_cmd, compare as compare_cmd, export as export_cmd, \
+    history as history_cmd, list as list_cmd, qualify as qualify_cmd, report as report_cmd, \
+    run as run_cmd, show as show_cmd
 
 EPILOG = """exit status (every command):
   0    success: the run is valid, every requirement passed, no regression
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hwbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in (run_cmd, audit_cmd, list_cmd, show_cmd, compare_cmd, qualify_cmd, report_cmd,
-                   history_cmd):
+                   history_cmd, export_cmd):
         module.add_parser(sub)
     return parser
 
