@@ -318,7 +318,7 @@ def convert(model: Any, float_dtype: torch.dtype | None = None) -> OnnxModule:
     for t in model.graph.initializer:
         g.consts[t.name] = numpy_helper.to_array(t)
     steps = []
-    for node in model.graph.node:
+    for node in _in_order(model.graph):
         if node.op_type == "Constant":
             a = _attrs(node)
             if "value" not in a:
@@ -332,6 +332,24 @@ def convert(model: Any, float_dtype: torch.dtype | None = None) -> OnnxModule:
     inputs = [i.name for i in model.graph.input if i.name not in inits]
     outputs = [o.name for o in model.graph.output]
     return OnnxModule(steps, inputs, outputs, g.consts, g.float_dtype)
+
+
+def _in_order(graph: Any) -> list:
+    """The nodes in an order where each comes after its inputs' producers: onnxruntime's fp16
+    converter appends its input and output casts at the end of the node list."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        left = [n for n in pending if not set(n.input) <= ready]
+        done = [n for n in pending if set(n.input) <= ready]
+        if not done:
+            raise ModelError(f"backend torch: node {left[0].name or left[0].op_type!r} reads a "
+                             f"value no node computes ({sorted(set(left[0].input) - ready)[0]!r})")
+        for n in done:
+            ready.update(n.output)
+        ordered += done
+        pending = left
+    return ordered
 
 
 def _copy(node: Any) -> Any:

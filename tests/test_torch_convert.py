@@ -217,3 +217,19 @@ def test_bf16_compute_dtype_casts_weights_and_float_casts():
     cast = torch_convert.convert(_model("Cast", {"x": X4}, to=TensorProto.FLOAT),
                                  torch.bfloat16)
     assert cast(torch.from_numpy(X4)).dtype == torch.bfloat16
+
+
+def test_nodes_listed_after_their_consumers_run_in_dependency_order():
+    """onnxruntime's fp16 converter appends its input and output casts at the end of the list."""
+    relu = helper.make_node("Relu", ["h"], ["y"])
+    neg = helper.make_node("Sub", ["z", "x"], ["h"])
+    graph = helper.make_graph([relu, neg], "late",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(_r(2, 3), "z")])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    x = {"x": _r(2, 3)}
+    got = torch_convert.convert(m)(torch.from_numpy(x["x"])).numpy()
+    np.testing.assert_array_equal(got, np.maximum(numpy_helper.to_array(
+        graph.initializer[0]) - x["x"], 0))
