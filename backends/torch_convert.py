@@ -2,14 +2,15 @@
 project's workloads and the common ones around them.
 
 Why a converter of our own: onnx2torch (last release 2024-08) imports torchvision, and no
-torchvision build imports beside the registry's torch 2.13.0+cpu here. The module keeps the ONNX
-graph's order: ``forward`` walks the nodes once, each a small function of torch's functional API,
+torchvision build imports beside the registry's torch 2.13.0+cpu here. The module walks the ONNX
+graph in dependency order: each node a small function of torch's functional API, called once,
 with the initializers held as buffers (so ``.to(device, dtype)`` moves and casts them). Shapes are
 read from the tensors at run time, so one module serves every batch size; ops that compute shapes
 (``Shape``, ``NonZero``) are not supported, and inputs that must be constant (a ``Reshape``'s
 shape, ``Unsqueeze`` axes) must be initializers or ``Constant`` outputs.
 
-An op outside ``SUPPORTED`` is a ``ModelError`` (exit 2) naming it. Every op is tested against
+torch is imported at the top: only the ``torch`` backend's ``load`` imports this module. An op
+outside ``SUPPORTED`` is a ``ModelError`` (exit 2) naming it. Every op is tested against
 onnxruntime on a one-node model (tests/test_torch_convert.py).
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from hwbench.errors import ModelError
 
 # ONNX TensorProto element types -> torch dtype names (FLOAT follows the compute dtype).
-_FLOAT, _FLOAT16, _BFLOAT16 = 1, 10, 16
+_FLOAT = 1
 _DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
            10: "float16", 11: "float64", 16: "bfloat16"}
 
