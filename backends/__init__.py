@@ -17,6 +17,7 @@ _BUILTIN = {
     "openvino": "hwbench.backends.openvino:OpenVinoBackend",
     "cuda": "hwbench.backends.cuda:CudaBackend",
     "tensorrt": "hwbench.backends.tensorrt:TensorRtBackend",
+    "torch": "hwbench.backends.pytorch:TorchBackend",
 }
 
 
