@@ -31,10 +31,7 @@ def missing_labels(workload: Workload) -> str | None:
 
 def missing_images(workload: Workload) -> str | None:
     """Why there is nothing to corrupt (the workload does not expose raw images), or None."""
-    if type(workload).raw_images is Workload.raw_images:
-        return (f"{workload.name} does not expose its reference images (raw_images): "
-                "robustness not measured")
-    return None
+    return workload.images_unavailable()
 
 
 def sample_indices(total: int, limit: int | None, seed: int) -> np.ndarray:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import importlib
 
 from hwbench.errors import UsageError
-from hwbench.workloads.base import AccuracyReport, Workload
+from hwbench.workloads.base import AccuracyReference, AccuracyReport, Workload
 
-__all__ = ["AccuracyReport", "Workload", "names", "workload_class", "create"]
+__all__ = ["AccuracyReference", "AccuracyReport", "Workload", "names", "workload_class", "create"]
 
 _BUILTIN = {
     "resnet50": "hwbench.workloads.resnet50:ResNet50",
