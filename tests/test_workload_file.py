@@ -69,10 +69,21 @@ def test_the_photos_look_like_photos(photos):
     assert top1 == 24 / 30
 
 
-def test_the_readme_example_gives_the_exact_top1(capsys, out_dir, photos):
+def readme_command() -> list[str]:
+    section = (REPO / "README.md").read_text().split("## Your own workload", 1)[1]
+    (line,) = [l.strip() for l in section.split("\n## ")[0].splitlines()
+               if l.strip().startswith("hwbench run")]
+    return line.split()[1:]
+
+
+def test_the_readme_example_gives_the_exact_top1(capsys, out_dir, photos, monkeypatch):
+    """The README's file and command as written, in the folder holding the images and model."""
     root, top1 = photos
-    wfile = write(root, "my-classifier.toml", readme_example())
-    code, doc = run_json(capsys, out_dir, "--workload", str(wfile), "--mode", "both", *FAST)
+    args = readme_command()
+    wfile = write(root, args[args.index("--workload") + 1], readme_example())
+    monkeypatch.chdir(root)
+    code, doc = run_json(capsys, out_dir, *args[1:], *FAST)
+    assert doc["settings"]["config"]["mode"] == "both"
     assert_valid_or_load_bound(code, doc)
     acc = doc["accuracy"]
     assert acc["value"] == top1 and acc["passed"] and acc["count"] == 30
