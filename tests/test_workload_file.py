@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -156,6 +157,58 @@ class_names = "classes.txt"
     assert 0 <= acc["ece"] <= 1
 
 
+def test_a_jsonl_list_and_pillow_bilinear_give_the_same_answers(capsys, out_dir, photos):
+    root, top1 = photos
+    files = sorted((root / "images").rglob("*.jpg"))
+    rows = [json.dumps({"path": str(f.relative_to(root)), "label": CLASSES.index(f.parent.name)})
+            for f in files]
+    write(root, "list.jsonl", "\n".join(rows) + "\n")
+    text = readme_example().replace('path = "images"\nlayout = "imagefolder"',
+                                    'path = "list.jsonl"\nlayout = "list"')
+    text = text.replace("center_crop = 224", 'center_crop = 224\ninterpolation = "bilinear"')
+    code, doc = run_json(capsys, out_dir, "--workload", str(write(root, "jsonl.toml", text)),
+                         "--mode", "accuracy")
+    assert code == 0 and doc["accuracy"]["value"] == top1
+    assert doc["workload_info"]["workload_file"]["spec"]["preprocess"]["interpolation"] == "bilinear"
+
+
+def test_preprocessing_is_the_documented_arithmetic():
+    """(pixel - mean) / std on 0..255 values in the file's channel order, or pixel x scale;
+    NCHW or NHWC; float32."""
+    from hwbench.workloads.described import to_model_input
+    from hwbench.workloads.workfile import PreprocessSpec
+
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 4, 5, 3))
+    images = (pixels / 255.0).astype(np.float32)
+    mean, std = (10.0, 20.0, 30.0), (2.0, 4.0, 8.0)
+    got = to_model_input(images, PreprocessSpec(center_crop=4, mean=mean, std=std, color="BGR"))
+    want = ((pixels[..., ::-1] - np.array(mean)) / np.array(std)).transpose(0, 3, 1, 2)
+    assert got.dtype == np.float32 and got.shape == (2, 3, 4, 5)
+    assert np.allclose(got, want, rtol=1e-6, atol=1e-5)
+    got = to_model_input(images, PreprocessSpec(center_crop=4, scale=1 / 255, layout="NHWC"))
+    assert got.shape == (2, 4, 5, 3) and np.allclose(got, pixels / 255, atol=1e-7)
+
+
+def test_area_resize_and_crop_match_opencv_at_another_geometry(photos):
+    """The file's area resize is OpenCV's INTER_AREA (MLPerf's), at any shorter side and crop."""
+    cv2 = pytest.importorskip("cv2")
+    from hwbench.workloads import imagenet
+    from hwbench.workloads.described import load_image
+    from hwbench.workloads.workfile import PreprocessSpec
+
+    root, _ = photos
+    path = sorted((root / "images").rglob("*.jpg"))[0]
+    rgb = imagenet.decode(path)
+    ours = load_image(rgb, PreprocessSpec(resize_shorter=146, center_crop=128), path)
+    h, w = rgb.shape[:2]
+    size = imagenet.resized_size(w, h, 146)
+    big = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    top, left = int((size[1] - 128) / 2), int((size[0] - 128) / 2)
+    ref = big[top:top + 128, left:left + 128]
+    assert ours.shape == (128, 128, 3)
+    assert np.abs(ours.astype(int) - ref.astype(int)).max() <= 1
+
+
 def _background_model(path: Path, channels: list[int]) -> None:
     """NHWC (pixel x 1/255) -> softmax over [background, channel means in `channels` order]."""
     from onnx import TensorProto, helper, numpy_helper
@@ -236,6 +289,22 @@ def test_a_bad_file_or_data_exits_2_with_one_line_and_writes_nothing(capsys, out
     assert code == 2 and len(lines) == 1 and lines[0].startswith("hwbench: error: "), err
     assert want in lines[0] and "Traceback" not in err
     assert not out_dir.exists()
+    cache = Path(os.environ["HWBENCH_CACHE"]) / "workloads"  # no half-built image cache
+    assert not [f for f in cache.glob("*") if ".tmp" in f.name] if cache.exists() else True
+
+
+def test_dataset_is_refused_beside_a_workload_file_and_model_replaces_its_model(
+        capsys, out_dir, photos, tmp_path):
+    root, top1 = photos
+    wfile = write(root, "over.toml", readme_example().replace('"model.onnx"', '"absent.onnx"'))
+    code, _, err = cli(capsys, "run", "--workload", str(wfile), "--dataset", str(root),
+                       "--output", str(out_dir))
+    assert code == 2 and "drop --dataset" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli(capsys, "run", "--workload", str(wfile), "--output", str(out_dir))
+    assert code == 2 and "absent.onnx not found: set model in" in err
+    code, doc = run_json(capsys, out_dir, "--workload", str(wfile), "--model",
+                         str(root / "model.onnx"), "--mode", "accuracy")
+    assert code == 0 and doc["accuracy"]["value"] == top1
 
 
 def test_runs_of_two_files_never_compare_as_one():

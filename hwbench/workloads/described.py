@@ -78,6 +78,12 @@ class Described(Classifier, Workload):
     def synthetic_weights(self) -> bool:
         return False
 
+    def artifact(self, progress: Callable[[str], None] | None = None):
+        if self._artifact is None and not self.model_path.is_file():
+            raise ModelError(f"model file {self.model_path} not found: set model in "
+                             f"{self.spec.file} (relative to the file), or give --model")
+        return super().artifact(progress)
+
     def check_input(self, path: Path, graph_input: onnx.ValueInfoProto, dims: list[int]) -> None:
         elem = graph_input.type.tensor_type.elem_type
         if elem != onnx.TensorProto.FLOAT:
@@ -123,6 +129,9 @@ class Described(Classifier, Workload):
                                  f"{self.num_classes - 1}: set [output] class_offset or fix the "
                                  "labels")
             self.num_classes = width - offset
+        if self.metric == "top5" and self.num_classes <= 5:
+            raise UsageError(f"{self.spec.file}: [accuracy] metric = \"top5\" needs more than 5 "
+                             f"classes, this model scores {self.num_classes}: use top1")
         return out
 
     # --- the samples -----------------------------------------------------------------------
