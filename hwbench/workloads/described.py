@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import onnx
 
+from hwbench.artifacts import ModelArtifact
 from hwbench.errors import DatasetError, ModelError, UsageError
 from hwbench.workloads import image_cache, imagenet, labelled, workfile
 from hwbench.workloads.base import AccuracyReference, Workload, cache_dir
@@ -78,7 +79,7 @@ class Described(Classifier, Workload):
     def synthetic_weights(self) -> bool:
         return False
 
-    def artifact(self, progress: Callable[[str], None] | None = None):
+    def artifact(self, progress: Callable[[str], None] | None = None) -> ModelArtifact:
         if self._artifact is None and not self.model_path.is_file():
             raise ModelError(f"model file {self.model_path} not found: set model in "
                              f"{self.spec.file} (relative to the file), or give --model")
