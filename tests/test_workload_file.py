@@ -169,7 +169,8 @@ def test_a_jsonl_list_and_pillow_bilinear_give_the_same_answers(capsys, out_dir,
     code, doc = run_json(capsys, out_dir, "--workload", str(write(root, "jsonl.toml", text)),
                          "--mode", "accuracy")
     assert code == 0 and doc["accuracy"]["value"] == top1
-    assert doc["workload_info"]["workload_file"]["spec"]["preprocess"]["interpolation"] == "bilinear"
+    spec = doc["workload_info"]["workload_file"]["spec"]
+    assert spec["preprocess"]["interpolation"] == "bilinear"
 
 
 def test_preprocessing_is_the_documented_arithmetic():
@@ -329,4 +330,9 @@ def test_robustness_on_a_workload_file(capsys, out_dir, photos):
     code, doc = run_json(capsys, out_dir, "--workload", str(wfile), "--mode", "accuracy",
                          "--robustness", "--robustness-samples", "6")
     rob = doc["robustness"]
-    assert code == 0 and rob["samples"] == 6 and set(rob["corruptions"]) and rob["clean_accuracy"] >= 0
+    assert code == 0 and rob["samples"] == 6 and len(rob["corruptions"]) == 10
+    from hwbench.quality.robustness import sample_indices
+
+    files = sorted((root / "images").rglob("*.jpg"))
+    right = np.array(_dominant(files)) == [CLASSES.index(f.parent.name) for f in files]
+    assert rob["clean_accuracy"] == float(right[sample_indices(30, 6, 1)].mean())

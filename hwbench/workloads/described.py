@@ -54,6 +54,10 @@ class Described(Classifier, Workload):
         layout = spec.dataset.layout
         if layout == "npz":
             self._inputs, self._labels = labelled.read_npz(spec.dataset.path)
+            if names is not None and self._labels.max() >= len(names):
+                raise DatasetError(f"{spec.dataset.path}: label {self._labels.max()} has no line "
+                                   f"in {spec.output.class_names}: give labels below "
+                                   f"{len(names)}, or list every class there")
             self.classes = names
             self.sample_shape = tuple(self._inputs.shape[1:])
         else:
@@ -143,8 +147,9 @@ class Described(Classifier, Workload):
     @cached_property
     def cache_path(self) -> Path:
         p = self.spec.preprocess
+        stats = [f.stat() for f in self.files]
         ident = {"files": [str(f) for f in self.files],
-                 "stat": [(f.stat().st_size, f.stat().st_mtime_ns) for f in self.files],
+                 "stat": [(st.st_size, st.st_mtime_ns) for st in stats],
                  "resize_shorter": p.resize_shorter, "interpolation": p.interpolation,
                  "center_crop": p.center_crop, "preprocessing": PREPROCESSING_VERSION}
         key = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:32]
@@ -158,9 +163,8 @@ class Described(Classifier, Workload):
         return self._images
 
     def _load_image(self, path: Path) -> np.ndarray:
-        p = self.spec.preprocess
-        rgb = imagenet.decode(path, fix=f"replace the file or remove it from {self.spec.dataset.path}")
-        return load_image(rgb, p, path)
+        fix = f"replace the file or remove it from {self.spec.dataset.path}"
+        return load_image(imagenet.decode(path, fix=fix), self.spec.preprocess, path)
 
     def sample_count(self) -> int:
         return len(self._labels)

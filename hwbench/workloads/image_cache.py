@@ -4,6 +4,8 @@ One ``.npy`` of uint8 ``(N, 224, 224, 3)`` (150,528 bytes an image; 7.5 GB for I
 under ``cache_dir()/imagenet/``, named by a key over the dataset's identity (resolved folder,
 ``val_map.txt`` sha256, count and size of every listed file) and the preprocessing version.
 Written to a temporary file and renamed, so a crash never leaves a half-written cache behind.
+``cached_images`` does the same for any list of files, loader and image shape (workload files
+cache under ``cache_dir()/workloads/``, keyed by ``described.py``).
 """
 from __future__ import annotations
 

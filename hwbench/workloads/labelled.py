@@ -131,8 +131,9 @@ def _label(path: Path, line: int, label: object, names: tuple[str, ...] | None) 
         label = int(label)
     if isinstance(label, int) and not isinstance(label, bool):
         if label < 0 or (names is not None and label >= len(names)):
+            upto = f" to {len(names) - 1}" if names else ""
             raise DatasetError(f"{path} line {line}: label {label} is not a class index: give "
-                               "an output index from 0" + (f" to {len(names) - 1}" if names else ""))
+                               f"an output index from 0{upto}")
         return label
     if isinstance(label, str) and names is not None:
         if label not in names:
