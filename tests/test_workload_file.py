@@ -336,3 +336,16 @@ def test_robustness_on_a_workload_file(capsys, out_dir, photos):
     files = sorted((root / "images").rglob("*.jpg"))
     right = np.array(_dominant(files)) == [CLASSES.index(f.parent.name) for f in files]
     assert rob["clean_accuracy"] == float(right[sample_indices(30, 6, 1)].mean())
+
+
+def test_history_and_compare_take_the_workload_file_for_its_name(capsys, out_dir, photos):
+    root, _ = photos
+    wfile = write(root, "hist.toml", readme_example())
+    for _ in range(2):
+        code, _ = run_json(capsys, out_dir, "--workload", str(wfile), "--mode", "accuracy")
+        assert code == 0
+    code, out, err = cli(capsys, "history", "--root", str(out_dir), "--workload", str(wfile))
+    assert code == 0 and "History: my-classifier / offline" in out, err
+    # compare finds both runs by the file's name (and then refuses accuracy-only runs)
+    code, out, err = cli(capsys, "compare", "--root", str(out_dir), "--workload", str(wfile))
+    assert "my-classifier" in err and "no runs" not in err and "not comparable" in err

@@ -9,7 +9,7 @@ from hwbench.errors import UsageError
 from hwbench.workloads.base import AccuracyReference, AccuracyReport, Workload
 
 __all__ = ["AccuracyReference", "AccuracyReport", "Workload", "FILE_WORKLOAD", "names",
-           "workload_class", "is_workload_file", "create"]
+           "workload_class", "is_workload_file", "run_name", "create"]
 
 _BUILTIN = {
     "resnet50": "hwbench.workloads.resnet50:ResNet50",
@@ -36,6 +36,14 @@ FILE_WORKLOAD = "FILE.toml"  # how 'hwbench list' and --help name a workload fil
 
 def is_workload_file(name: str) -> bool:
     return name.lower().endswith(".toml")
+
+
+def run_name(name: str) -> str:
+    """The name runs of ``--workload name`` carry in results: a workload file's ``name`` key,
+    else the name itself (``compare`` and ``history`` accept either)."""
+    if is_workload_file(name):
+        return importlib.import_module("hwbench.workloads.workfile").load(Path(name)).name
+    return name
 
 
 def create(name: str, model: str | None = None, dataset: str | None = None,
