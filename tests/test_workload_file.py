@@ -349,3 +349,15 @@ def test_history_and_compare_take_the_workload_file_for_its_name(capsys, out_dir
     # compare finds both runs by the file's name (and then refuses accuracy-only runs)
     code, out, err = cli(capsys, "compare", "--root", str(out_dir), "--workload", str(wfile))
     assert "my-classifier" in err and "no runs" not in err and "not comparable" in err
+
+
+def test_probabilities_are_calibrated_as_given():
+    """kind = "probabilities": calibration reads them without a softmax, even when a dropped
+    background column leaves rows that do not sum to 1."""
+    from hwbench.workloads.scoring import expected_calibration_error, score_classification
+
+    p = np.array([[0.7, 0.2, 0.05], [0.1, 0.6, 0.2]])
+    labels = np.array([0, 2])
+    s = score_classification(p, labels, 3, probabilities=True)
+    assert s.top1 == 0.5 and s.ece == expected_calibration_error(p, labels)
+    assert s.ece != score_classification(np.log(p), labels, 3).ece

@@ -24,12 +24,13 @@ class Classifier:
 
     The workload provides ``num_classes`` and ``labels()``, and may override
     ``accuracy_reference()`` (a known reference; the default None has the run measure the
-    model's FP32 accuracy), ``metric`` and ``target_ratio``. ``class_scores`` maps the model's
+    model's FP32 accuracy), ``metric``, ``target_ratio`` and ``probabilities``. ``class_scores`` maps the model's
     raw output rows to scores over exactly ``num_classes`` classes in label order (the default
     accepts them as they are).
     """
 
     num_classes: ClassVar[int]
+    probabilities: ClassVar[bool] = False  # class_scores gives probabilities (calibration as is)
     metric: ClassVar[str] = "top1"
     target_ratio: ClassVar[float] = TARGET_RATIO
 
@@ -47,7 +48,8 @@ class Classifier:
             raise ModelError(f"{missing} reference sample(s) have no output: the accuracy pass "
                              "did not complete")
         rows = np.stack([np.asarray(outputs[i]).reshape(-1) for i in range(n)])
-        return score_classification(self.class_scores(rows), labels, self.num_classes)
+        return score_classification(self.class_scores(rows), labels, self.num_classes,
+                                    probabilities=self.probabilities)
 
     def _metric(self, scores: ClassificationScores) -> float:
         return scores.top5 if self.metric == "top5" else scores.top1

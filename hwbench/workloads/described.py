@@ -47,6 +47,7 @@ class Described(Classifier, Workload):
         self.server_latency_bound_ms = spec.latency_bound_ms
         self.metric = spec.accuracy.metric
         self.target_ratio = spec.accuracy.target_ratio
+        self.probabilities = spec.output.kind == "probabilities"
         names = (labelled.read_class_names(spec.output.class_names)
                  if spec.output.class_names else None)
         self._images: np.ndarray | None = None
@@ -203,12 +204,9 @@ class Described(Classifier, Workload):
         return AccuracyReference(declared, f"declared in {self.spec.file} ([accuracy] reference)")
 
     def class_scores(self, rows: np.ndarray) -> np.ndarray:
-        """The background columns (class_offset) dropped; probabilities become log-probabilities,
-        so that scoring's softmax (calibration) gives them back."""
-        rows = super().class_scores(rows[:, self.spec.output.class_offset:])
-        if self.spec.output.kind == "probabilities":
-            rows = np.log(np.maximum(rows.astype(np.float64), np.finfo(np.float64).tiny))
-        return rows
+        """The background columns (class_offset) dropped; logits or probabilities as they are
+        (calibration reads probabilities as given, without a softmax)."""
+        return super().class_scores(rows[:, self.spec.output.class_offset:])
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
