@@ -158,3 +158,25 @@ def test_digits_raw_images_preprocess_to_the_samples():
     assert raw.dtype == np.float32 and raw.shape == (4, 8, 8, 1)
     assert 0.0 <= raw.min() and raw.max() <= 1.0
     np.testing.assert_array_equal(w.preprocess_images(raw), w.load_samples(idx))
+
+
+def test_a_users_model_is_judged_against_its_own_fp32_accuracy(capsys, out_dir, tmp_path):
+    """Issue 13 item 4: the embedded model keeps its manifest's reference; the same weights given
+    as --model are another model as far as hwbench knows, judged against their own FP32 top-1,
+    measured in the run through the FP32 reference session."""
+    import shutil
+
+    from hwbench.workloads.digits import Digits
+
+    code, doc = run_json(capsys, out_dir / "embedded", "--workload", "digits", "--mode",
+                         "accuracy")
+    embedded = doc["accuracy"]
+    assert code == 0 and embedded["reference_source"].startswith("the embedded model's")
+    model = tmp_path / "mine.onnx"
+    shutil.copy(Digits().default_model(), model)
+    code, doc = run_json(capsys, out_dir / "mine", "--workload", "digits", "--model", str(model),
+                         "--mode", "accuracy")
+    acc = doc["accuracy"]
+    assert code == 0 and acc["reference_source"].startswith("measured: this model's FP32")
+    assert acc["reference"] == acc["value"] == embedded["value"]
+    assert acc["target"] == pytest.approx(0.99 * acc["reference"])

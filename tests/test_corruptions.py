@@ -183,3 +183,32 @@ def test_convolve_matches_a_direct_sum(size, per_sample):
             for j in range(12):
                 expect = (kn * pad[n, i:i + size, j:j + size]).sum(axis=(0, 1))
                 np.testing.assert_allclose(out[n, i, j], expect, rtol=1e-5)
+
+
+def test_corrupted_images_are_8_bit_and_brightness_matches_imagenet_c():
+    """ImageNet-C's brightness (make_imagenet_c.py): x / 255 to HSV, V + c clipped to [0, 1],
+    back to RGB, x 255, saved as 8-bit. The robustness pass gives the model the same 8-bit image
+    (rounded where ImageNet-C's np.uint8 truncates; see corruptions.eight_bit)."""
+    import colorsys
+
+    from hwbench.quality.corruptions import CORRUPTIONS, eight_bit
+    from hwbench.quality.robustness import corrupted
+
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, (2, 6, 7, 3))
+    raw = (pixels / 255.0).astype(np.float32)
+    assert np.array_equal(eight_bit(raw), raw)  # an 8-bit image comes back unchanged
+    for severity in (1, 3, 5):
+        c = CORRUPTIONS["brightness"].params[severity - 1]
+        ours = corrupted(raw, "brightness", severity, seed=1, indices=np.arange(2)) * 255.0
+        assert np.array_equal(ours, np.round(ours))  # 256 levels, nothing between
+        ref = np.empty(pixels.shape)
+        for idx in np.ndindex(pixels.shape[:3]):
+            h, s, v = colorsys.rgb_to_hsv(*(pixels[idx] / 255.0))
+            ref[idx] = colorsys.hsv_to_rgb(h, s, min(max(v + c, 0.0), 1.0))
+        ref = np.clip(ref, 0, 1) * 255
+        # V + c lands the brightest channel on a half level (c x 255 = 25.5, 51, ...): there
+        # float32 and float64 may round either way; everywhere else the levels are the same.
+        tie = np.abs(ref - np.floor(ref) - 0.5) < 1e-3
+        assert np.array_equal(ours[~tie], np.round(ref[~tie]))
+        assert np.abs(ours[tie] - ref[tie]).max() <= 0.5 + 1e-3

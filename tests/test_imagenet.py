@@ -3,6 +3,7 @@ classifiers, made here, run through the CLI and checked against a direct computa
 MLPerf's own preprocessing (OpenCV's INTER_AREA, as the reference implementation uses)."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -158,8 +159,11 @@ def test_accuracy_equals_a_direct_numpy_computation(capsys, out_dir, tmp_path, f
     direct_top5 = float(np.mean((order[:, :5] == np.array(labels)[:, None]).any(axis=1)))
     assert (direct_top1, direct_top5) == (0.5, 0.75)
     assert acc["value"] == direct_top1 and acc["top5"] == direct_top5
-    assert acc["count"] == len(names) and acc["reference"] == 0.76456
-    assert code == 3 and not acc["passed"]  # far below 99% of 76.456%: the run says so
+    assert acc["count"] == len(names)
+    # Not the official model (its md5 differs): judged against its own FP32 accuracy on the
+    # same images, not MLPerf's 76.456%, which it is far below.
+    assert acc["reference"] == direct_top1 and acc["reference_source"].startswith("measured")
+    assert acc["target"] == pytest.approx(0.99 * direct_top1) and acc["passed"] and code == 0
     assert doc["workload_info"]["sample_count"] == len(names)
     full = json.loads((out_dir / doc["run_id"] / "accuracy.json").read_text())
     assert np.trace(np.array(full["confusion"])) == len(names) // 2
@@ -247,7 +251,7 @@ def test_a_model_that_is_not_the_official_file_is_warned_about(capsys, out_dir, 
                          "--dataset", str(root), "--mode", "accuracy", "--output", str(out_dir))
     warnings = [l for l in err.splitlines() if "warning" in l]
     assert len(warnings) == 1 and "not the official MLPerf resnet50_v1.onnx" in warnings[0]
-    assert code == 3  # it still runs: a warning, not a failure
+    assert code == 0  # it still runs, judged against its own FP32 accuracy: a warning only
 
 
 def _one_line_error(code: int, err: str) -> str:
@@ -323,11 +327,17 @@ def test_bad_model_or_missing_model_is_one_line_and_exit_2(capsys, out_dir, tmp_
     assert not out_dir.exists()
 
 
-def test_readme_and_docs_commands_on_the_users_files_run(capsys, out_dir, tmp_path, folder):
-    """The documented command, with the official files swapped for the miniature ones."""
+def test_readme_and_docs_commands_on_the_users_files_run(capsys, out_dir, tmp_path, folder,
+                                                         monkeypatch):
+    """The documented command, with the official files swapped for the miniature ones (the model
+    stands in for the official file, so it is judged against MLPerf's published top-1)."""
+    from hwbench.workloads import resnet50
+
     root, _ = folder
     model = tmp_path / "model.onnx"
     classifier(model, 1001, True)
+    monkeypatch.setitem(resnet50.OFFICIAL_MD5, hashlib.md5(model.read_bytes()).hexdigest(),
+                        "opset-11 (a test's stand-in)")
     repo = Path(__file__).resolve().parents[1]
     lines = [l.strip() for doc in ("README.md", "docs/resnet50.md")
              for l in (repo / doc).read_text().splitlines()
@@ -348,3 +358,18 @@ def test_readme_and_docs_commands_on_the_users_files_run(capsys, out_dir, tmp_pa
         assert acc["value"] < acc["target"] and doc["validated"]["accuracy"] is False
         assert load_only(doc["invalid_reasons"]) == [
             f"accuracy {acc['metric']} {acc['value']:.4f} is below the target {acc['target']:.4f}"]
+
+
+def test_only_the_official_model_is_judged_against_mlperfs_figure(tmp_path, folder, monkeypatch):
+    """Item 4 of issue 13: MLPerf's 76.456% belongs to the official file; any other model's
+    reference is its own FP32 accuracy, measured in the run (None here: not known up front)."""
+    from hwbench.workloads import resnet50
+
+    root, _ = folder
+    model = tmp_path / "model.onnx"
+    classifier(model, 1001, True)
+    assert create("resnet50", str(model), str(root)).accuracy_reference() is None
+    monkeypatch.setitem(resnet50.OFFICIAL_MD5, hashlib.md5(model.read_bytes()).hexdigest(),
+                        "opset-11 (a test's stand-in)")
+    ref = create("resnet50", str(model), str(root)).accuracy_reference()
+    assert ref.value == 0.76456 and "official model" in ref.source

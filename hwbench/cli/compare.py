@@ -6,6 +6,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from hwbench import workloads
 from hwbench.analysis import compare, export, runs
 from hwbench.errors import EXIT_COMPARE_REFUSED, UsageError
 from hwbench.results.store import default_output_root, list_runs
@@ -37,15 +38,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def add_query_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", metavar="DIR", help="output root holding index.sqlite (default: "
                    "results/runs in a checkout, else ./hwbench-results)")
-    for name in ("workload", "scenario", "backend"):
+    p.add_argument("--workload", help="only runs of this workload (a name, or a workload "
+                   "file: its name)")
+    for name in ("scenario", "backend"):
         p.add_argument(f"--{name}", help=f"only runs of this {name}")
     p.add_argument("--system", help="only runs of this system (hostname or fingerprint)")
+
+
+def where_of(args: argparse.Namespace) -> dict[str, str]:
+    """The index columns the query options select (a workload file stands for its name)."""
+    where = {k: getattr(args, k) for k in ("workload", "scenario", "backend") if getattr(args, k)}
+    if "workload" in where:
+        where["workload"] = workloads.run_name(where["workload"])
+    return where
 
 
 def query(args: argparse.Namespace) -> list[runs.RunRecord]:
     """The index's runs matching the query options, oldest first."""
     root = Path(args.root) if args.root else default_output_root()
-    where = {k: getattr(args, k) for k in ("workload", "scenario", "backend") if getattr(args, k)}
+    where = where_of(args)
     rows = [r for r in list_runs(root, **where)
             if args.system in (None, r["hostname"], r["system_fingerprint"])]
     if not rows:

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from hwbench.analysis import export, history
-from hwbench.cli.compare import add_query_options
+from hwbench.cli.compare import add_query_options, where_of
 from hwbench.errors import EXIT_OK, EXIT_REGRESSION, UsageError
 from hwbench.results.store import default_output_root, list_runs
 
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else default_output_root()
-    where = {k: getattr(args, k) for k in ("workload", "scenario", "backend") if getattr(args, k)}
+    where = where_of(args)
     if args.config:
         where["setup_hash"] = args.config
     rows = [r for r in list_runs(root, **where)

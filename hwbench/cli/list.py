@@ -17,6 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     rows = [(name, workloads.workload_class(name).description) for name in workloads.names()]
+    rows.append((workloads.FILE_WORKLOAD, "your own labelled image classifier, described in a "
+                 "workload file (README, 'Your own workload')"))
     print(table(("workload", "description"), rows, title="Workloads"))
     print()
     rows = []

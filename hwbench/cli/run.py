@@ -27,7 +27,9 @@ def add_run_options(p: argparse.ArgumentParser, *, with_mode: bool = True) -> No
     """The options that make a RunConfig (``hwbench audit`` takes them too, without --mode)."""
     # Every default is RunConfig's (config.default): one source for the CLI, the API and the index.
     p.add_argument("--workload", default=default("workload"),
-                   help=f"one of {', '.join(workloads.names())} (default: %(default)s)")
+                   help=f"one of {', '.join(workloads.names())}, or a workload file "
+                   "(FILE.toml: your own classifier; README 'Your own workload') "
+                   "(default: %(default)s)")
     p.add_argument("--scenario", default=default("scenario"),
                    help=f"one of {', '.join(SCENARIOS)}, or a .toml file (default: %(default)s)")
     p.add_argument("--backend", default=default("backend"),

@@ -16,11 +16,12 @@ from hwbench.harness.progress import Reporter
 from hwbench.harness.samples import SampleLibrary
 from hwbench.harness.sut import Sut, make_sut
 from hwbench.harness.workers import CLOSE_GRACE_S, Instances
-from hwbench.quality import robustness
+from hwbench.quality import reference, robustness
 from hwbench.results import document, windows
 from hwbench.results.store import new_run_id
 from hwbench.telemetry import machine as system
 from hwbench.telemetry.session import Session
+from hwbench.workloads import AccuracyReference
 
 OFFLINE_SAMPLE_CAP = 16_000_000  # a calibrated Offline query never holds more samples
 # A calibration pass is short and machines are noisy: the Offline query is sized for this much more
@@ -65,8 +66,11 @@ class Run:
         self.backend = self.instances.primary
         self.lg = LoadGen()
         self.library = SampleLibrary(self.workload)
-        self.doc = document.new_document(new_run_id(cfg.workload, cfg.scenario, cfg.backend),
+        # A workload file's run is named by the workload it describes, not by the file's path.
+        name = self.workload.name
+        self.doc = document.new_document(new_run_id(name, cfg.scenario, cfg.backend),
                                          cfg.to_dict(), system.describe())
+        self.doc["workload"] = name
         self.samples: dict[str, dict] = {}
         self.files: dict[str, Any] = {}  # JSON documents written beside result.json
         self.internal_error = False
@@ -147,7 +151,10 @@ class Run:
         if why_not or out["errors"]:
             self.doc["accuracy_note"] = why_not or "the accuracy pass did not complete"
             return
-        report = self.workload.score(sut.outputs)
+        reference = self.accuracy_reference()
+        if reference is None:
+            return
+        report = self.workload.score(sut.outputs, reference)
         full = {"metric": report.metric, "value": report.value, "reference": report.reference,
                 "target": report.target, "passed": report.passed, **report.details}
         self.files["accuracy.json"] = full
@@ -157,6 +164,22 @@ class Run:
         if not report.passed:
             self.doc["invalid_reasons"].append(
                 f"accuracy {report.metric} {report.value:.4f} is below the target {report.target:.4f}")
+
+    def accuracy_reference(self) -> AccuracyReference | None:
+        """The workload's known reference, else the model's FP32 accuracy on the same samples
+        through the FP32 reference session (None, with the reason noted, when that fails)."""
+        known = self.workload.accuracy_reference()
+        if known is not None:
+            return known
+        try:
+            return reference.fp32_accuracy(self.workload, self.workload.artifact(),
+                                           self.cfg.batch_size, self.say.info)
+        except Exception as exc:  # a model the reference session cannot run
+            why = (f"accuracy not judged: the FP32 reference accuracy could not be computed "
+                   f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})")
+            self.doc["accuracy_note"] = why
+            self.doc["invalid_reasons"].append(why)
+            return None
 
     def performance(self, target_qps: float = 1.0, keep_outputs: bool = False) -> dict:
         """The performance pass; with ``keep_outputs`` its last output for each sample index is

@@ -246,6 +246,16 @@ CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
 )}
 
 
+def eight_bit(images: np.ndarray) -> np.ndarray:
+    """Images in [0, 1] as an 8-bit image holds them: each value clipped and rounded to the
+    nearest of 256 levels, back in [0, 1] float32. ImageNet-C saves every corrupted image as
+    8-bit (its code ends each corruption with ``np.uint8``, which truncates: we round, so that an
+    8-bit image comes back unchanged despite float rounding, and no corruption darkens by half a
+    level on average)."""
+    levels = np.round(np.clip(images, 0.0, 1.0) * np.float32(255.0))
+    return np.divide(levels, np.float32(255.0), dtype=np.float32)
+
+
 def corrupt(images: np.ndarray, name: str, severity: int, seed: int,
             indices: np.ndarray) -> np.ndarray:
     """`images` (N, H, W, C) float32 in [0, 1], sample `indices` (N,) -> corrupted, in [0, 1]."""

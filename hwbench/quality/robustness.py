@@ -1,6 +1,7 @@
 """Robustness: the reference set re-scored under camera corruptions, five severities each.
 
-Reference images (``Workload.raw_images``) are corrupted (hwbench.quality.corruptions),
+Reference images (``Workload.raw_images``) are corrupted (hwbench.quality.corruptions), made
+8-bit images again as ImageNet-C's are (``eight_bit``: what a camera or a file would hold),
 preprocessed as the workload does (``preprocess_images``) and computed by the backend in
 batches. This pass is about correctness, so nothing is timed. Accuracy is top-1 against the
 workload's labels.
@@ -12,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hwbench.backends import Backend
-from hwbench.quality.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from hwbench.quality.corruptions import CORRUPTIONS, SEVERITIES, corrupt, eight_bit
 from hwbench.quality.fidelity import run_in_batches
 from hwbench.tables import table
 from hwbench.workloads import Workload
@@ -31,10 +32,7 @@ def missing_labels(workload: Workload) -> str | None:
 
 def missing_images(workload: Workload) -> str | None:
     """Why there is nothing to corrupt (the workload does not expose raw images), or None."""
-    if type(workload).raw_images is Workload.raw_images:
-        return (f"{workload.name} does not expose its reference images (raw_images): "
-                "robustness not measured")
-    return None
+    return workload.images_unavailable()
 
 
 def sample_indices(total: int, limit: int | None, seed: int) -> np.ndarray:
@@ -67,13 +65,19 @@ def run(workload: Workload, backend: Backend, batch_size: int, seed: int, limit:
         clean[start:stop] = predict(raw)
         for c, name in enumerate(names):
             for s in SEVERITIES:
-                preds[c, s - 1, start:stop] = predict(corrupt(raw, name, s, seed, chunk))
+                preds[c, s - 1, start:stop] = predict(corrupted(raw, name, s, seed, chunk))
         progress(f"robustness: {stop:,} / {len(idx):,} samples x {preds.shape[0] * preds.shape[1]}"
                  " corruptions scored")
     section, full = report(labels, clean, preds, names, seed)
     full["definitions"] = {n: {"params": list(CORRUPTIONS[n].params),
                                "source": CORRUPTIONS[n].source} for n in names}
     return section, full
+
+
+def corrupted(raw: np.ndarray, name: str, severity: int, seed: int,
+              indices: np.ndarray) -> np.ndarray:
+    """Reference images under one corruption, as the 8-bit images the model would be given."""
+    return eight_bit(corrupt(raw, name, severity, seed, indices))
 
 
 def _recall(pred: np.ndarray, labels: np.ndarray, classes: int) -> np.ndarray:

@@ -41,16 +41,21 @@ def comparability_key(doc: dict[str, Any]) -> dict[str, Any]:
 
     Systems and backends (and their options) are what a comparison compares, so they are not here;
     nor are instances and the batch timeout, which are ways a system is run, like backend options.
-    Precision is: an int8 model is a different computation from the fp32 one.
+    Precision is: an int8 model is a different computation from the fp32 one. A workload file's
+    run also keys on the file's sha256: two files of one name (other preprocessing, another
+    reference set) describe two workloads.
     """
     cfg = run_config(doc)
     lg = (doc.get("settings") or {}).get("loadgen") or {}
+    info = doc.get("workload_info") or {}
     key = {"workload": doc.get("workload"), "scenario": doc.get("scenario"),
            "mode": doc.get("mode"), "profile": cfg.get("profile"),
-           "model_sha256": (doc.get("workload_info") or {}).get("model_sha256"),
+           "model_sha256": info.get("model_sha256"),
            "batch_size": cfg.get("batch_size"), "latency_bound_s": lg.get("latency_bound_s"),
            "samples_per_query": lg.get("samples_per_query"),
            "precision": later_settings(doc)["precision"]}
+    if info.get("workload_file"):  # only then: the built-ins' hashes stay as they were
+        key["workload_file_sha256"] = info["workload_file"].get("sha256")
     if lg.get("scenario") == "Server":
         # Latency at one arrival rate says nothing about another: the rate must match (3 digits).
         key["server_target_qps"] = float(f"{lg.get('server_target_qps') or 0:.3g}")

@@ -93,6 +93,17 @@ def _metric_label(name: str) -> str:
             "Scheduled samples per second"}.get(name, name.replace("_", " "))
 
 
+def _reference_words(a: dict[str, Any]) -> str:
+    """', 99% of 0.7646 declared': which reference the target came from (results before the
+    reference was recorded say nothing)."""
+    source = a.get("reference_source")
+    if not source or a.get("target_ratio") is None:
+        return ""
+    kind = ("this model's FP32, measured" if source.startswith("measured") else
+            "declared" if source.startswith("declared") else "published")
+    return f" = {a['target_ratio']:.0%} of {a['reference']:.4f}, {kind}"
+
+
 def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
     """The table a person reads at the end of a run."""
     m = doc.get("metrics") or {}
@@ -127,8 +138,8 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
     rows += _window_rows(doc.get("latency_windows"))
     if doc.get("accuracy"):
         a = doc["accuracy"]
-        rows.append(("accuracy", f"{a['metric']} {a['value']:.4f} (target {a['target']:.4f}): "
-                                 f"{'PASS' if a['passed'] else 'FAIL'}"))
+        rows.append(("accuracy", f"{a['metric']} {a['value']:.4f} (target {a['target']:.4f}"
+                                 f"{_reference_words(a)}): {'PASS' if a['passed'] else 'FAIL'}"))
     elif doc.get("accuracy_note"):
         rows.append(("accuracy", doc["accuracy_note"]))
     rows.append(("fidelity", fidelity_line(doc)))

@@ -1,12 +1,15 @@
-"""Workload registry: built-ins listed here, imported when chosen."""
+"""Workload registry: built-ins listed here, imported when chosen; a name ending in ``.toml`` is
+a workload file (``workfile.py``, ``described.py``)."""
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from hwbench.errors import UsageError
-from hwbench.workloads.base import AccuracyReport, Workload
+from hwbench.workloads.base import AccuracyReference, AccuracyReport, Workload
 
-__all__ = ["AccuracyReport", "Workload", "names", "workload_class", "create"]
+__all__ = ["AccuracyReference", "AccuracyReport", "Workload", "FILE_WORKLOAD", "names",
+           "workload_class", "is_workload_file", "run_name", "create"]
 
 _BUILTIN = {
     "resnet50": "hwbench.workloads.resnet50:ResNet50",
@@ -28,6 +31,24 @@ def workload_class(name: str) -> type[Workload]:
     return getattr(importlib.import_module(module), attr)
 
 
+FILE_WORKLOAD = "FILE.toml"  # how 'hwbench list' and --help name a workload file
+
+
+def is_workload_file(name: str) -> bool:
+    return name.lower().endswith(".toml")
+
+
+def run_name(name: str) -> str:
+    """The name runs of ``--workload name`` carry in results: a workload file's ``name`` key,
+    else the name itself (``compare`` and ``history`` accept either)."""
+    if is_workload_file(name):
+        return importlib.import_module("hwbench.workloads.workfile").load(Path(name)).name
+    return name
+
+
 def create(name: str, model: str | None = None, dataset: str | None = None,
            seed: int = 1) -> Workload:
+    if is_workload_file(name):
+        described = importlib.import_module("hwbench.workloads.described")
+        return described.Described.from_file(Path(name), model=model, dataset=dataset, seed=seed)
     return workload_class(name)(model=model, dataset=dataset, seed=seed)

@@ -18,6 +18,14 @@ from hwbench.errors import ModelError
 
 
 @dataclass(frozen=True)
+class AccuracyReference:
+    """The accuracy a model is judged against, and where it comes from (said in the result)."""
+
+    value: float
+    source: str
+
+
+@dataclass(frozen=True)
 class AccuracyReport:
     """Accuracy of one mode-accuracy pass against the reference set."""
 
@@ -96,14 +104,19 @@ class Workload(ABC):
             raise ModelError(f"{path}: expected one input and at least one output, found "
                              f"{len(inputs)} input(s); give a model for the {self.name} workload")
         dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1:]
-        if tuple(dims) != self.sample_shape:
-            raise ModelError(f"{path}: input shape {dims} does not match the {self.name} "
-                             f"workload's {list(self.sample_shape)}")
+        self.check_input(path, inputs[0], dims)
         out = self.model_output(path, proto)
         out_dims = tuple(d.dim_value for d in out.type.tensor_type.shape.dim[1:])
         return ModelArtifact(path=path, sha256=sha256_of(path), input_name=inputs[0].name,
                              output_name=out.name, sample_shape=self.sample_shape,
                              output_shape=out_dims)
+
+    def check_input(self, path: Path, graph_input: onnx.ValueInfoProto, dims: list[int]) -> None:
+        """Raises ModelError when the model's input (`dims` without the batch) does not take
+        this workload's samples."""
+        if tuple(dims) != self.sample_shape:
+            raise ModelError(f"{path}: input shape {dims} does not match the {self.name} "
+                             f"workload's {list(self.sample_shape)}")
 
     def model_output(self, path: Path, model: onnx.ModelProto) -> onnx.ValueInfoProto:
         """The graph output to run and score (by default the first); a workload whose models
@@ -147,6 +160,14 @@ class Workload(ABC):
         ``(N, *sample_shape)``."""
         raise NotImplementedError(f"{self.name} has no reference images")
 
+    def images_unavailable(self) -> str | None:
+        """Why ``raw_images`` has nothing to give here (robustness then is not measured), or
+        None when it has."""
+        if type(self).raw_images is Workload.raw_images:
+            return (f"{self.name} does not expose its reference images (raw_images): "
+                    "robustness not measured")
+        return None
+
     def class_scores(self, outputs: np.ndarray) -> np.ndarray:
         """Model outputs ``(N, ...)`` as one score per class, what top-1 is read from (as given
         unless the workload's model adds columns, as MLPerf's 1001-class ResNet50 does)."""
@@ -157,8 +178,21 @@ class Workload(ABC):
         """Why accuracy cannot be validated here, or None if it can."""
         return None
 
-    def score(self, outputs: dict[int, np.ndarray]) -> AccuracyReport:
-        """Scores outputs by sample index against the reference labels."""
+    def accuracy_reference(self) -> AccuracyReference | None:
+        """The accuracy this model is judged against when it is known without computing it (the
+        official model's published FP32 figure, or one the user declared); None: the same
+        model's FP32 accuracy on the same samples, which the run computes through the FP32
+        reference session (``hwbench.quality.reference``)."""
+        return None
+
+    def accuracy_value(self, outputs: dict[int, np.ndarray]) -> float:
+        """The workload's accuracy metric of `outputs` (by sample index), alone."""
+        raise NotImplementedError(self.accuracy_unavailable() or "no scoring for this workload")
+
+    def score(self, outputs: dict[int, np.ndarray],
+              reference: AccuracyReference | None = None) -> AccuracyReport:
+        """Scores outputs by sample index against the reference labels, judged against
+        `reference` (by default ``accuracy_reference()``)."""
         raise NotImplementedError(self.accuracy_unavailable() or "no scoring for this workload")
 
     def describe(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from hwbench.errors import ModelError, UsageError
-from hwbench.workloads.base import Workload, sha256_of
+from hwbench.workloads.base import AccuracyReference, Workload, sha256_of
 from hwbench.workloads.classification import Classifier
 
 DATA = Path(__file__).parent / "data" / "digits"
@@ -79,8 +79,12 @@ class Digits(Classifier, Workload):
     def preprocess_images(self, images: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(images, dtype=np.float32).reshape(-1, 1, 8, 8)
 
-    def fp32_reference(self) -> float:
-        return float(self.manifest["fp32_reference"]["value"])
+    def accuracy_reference(self) -> AccuracyReference | None:
+        """The embedded model's FP32 top-1 (its manifest); another model's is measured."""
+        if self.model_path is not None:
+            return None
+        return AccuracyReference(float(self.manifest["fp32_reference"]["value"]),
+                                 "the embedded model's FP32 top-1 (data/digits/manifest.json)")
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:

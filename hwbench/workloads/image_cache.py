@@ -4,6 +4,8 @@ One ``.npy`` of uint8 ``(N, 224, 224, 3)`` (150,528 bytes an image; 7.5 GB for I
 under ``cache_dir()/imagenet/``, named by a key over the dataset's identity (resolved folder,
 ``val_map.txt`` sha256, count and size of every listed file) and the preprocessing version.
 Written to a temporary file and renamed, so a crash never leaves a half-written cache behind.
+``cached_images`` does the same for any list of files, loader and image shape (workload files
+cache under ``cache_dir()/workloads/``, keyed by ``described.py``).
 """
 from __future__ import annotations
 
@@ -48,12 +50,20 @@ def cache_path(listing: Listing) -> Path:
 def load_or_build(listing: Listing, progress: Progress | None = None,
                   workers: int | None = None) -> np.ndarray:
     """The cropped images of ``listing``, uint8 ``(N, 224, 224, 3)``, memory-mapped read-only."""
-    path = cache_path(listing)
-    cached = _reuse(path, len(listing.files))
+    return cached_images(cache_path(listing), listing.paths(), imagenet.load_image, SHAPE,
+                         progress, workers)
+
+
+def cached_images(path: Path, paths: list[Path], load: Callable[[Path], np.ndarray],
+                  shape: tuple[int, ...], progress: Progress | None = None,
+                  workers: int | None = None) -> np.ndarray:
+    """``load`` of every file in `paths` (uint8 images of `shape`), built once into the cache
+    file `path` (whose name must change whenever the pixels would) and memory-mapped read-only."""
+    cached = _reuse(path, len(paths), shape)
     if cached is not None:
         return cached
-    _check_space(path.parent, len(listing.files))
-    _build(listing, path, progress, workers or _usable_cores())
+    _check_space(path.parent, len(paths), shape)
+    _build(paths, load, shape, path, progress, workers or _usable_cores())
     return np.load(path, mmap_mode="r")
 
 
@@ -67,46 +77,49 @@ def _usable_cores() -> int:
     return max(1, min(8, n))
 
 
-def _reuse(path: Path, count: int) -> np.ndarray | None:
+def _reuse(path: Path, count: int, shape: tuple[int, ...]) -> np.ndarray | None:
     if not path.is_file():
         return None
     try:
         data = np.load(path, mmap_mode="r")
     except (OSError, ValueError):
         return None  # unreadable: rebuilt below
-    return data if data.shape == (count, *SHAPE) and data.dtype == np.uint8 else None
+    return data if data.shape == (count, *shape) and data.dtype == np.uint8 else None
 
 
-def _check_space(folder: Path, count: int) -> None:
+def _check_space(folder: Path, count: int, shape: tuple[int, ...]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    need = count * int(np.prod(SHAPE)) + (1 << 20)
+    need = count * int(np.prod(shape)) + (1 << 20)
     free = shutil.disk_usage(folder).free
     if free < need:
         raise DatasetError(f"the preprocessed images need {need / 1e9:.1f} GB in {folder}, "
                            f"{free / 1e9:.1f} GB are free: free space or set HWBENCH_CACHE")
 
 
-def _build(listing: Listing, path: Path, progress: Progress | None, workers: int) -> None:
-    n = len(listing.files)
+def _build(paths: list[Path], load: Callable[[Path], np.ndarray], shape: tuple[int, ...],
+           path: Path, progress: Progress | None, workers: int) -> None:
+    n = len(paths)
     if progress:
         progress(f"preprocessing {n:,} images once into {path} ({workers} thread(s))")
+
     def write(tmp: Path) -> None:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *SHAPE))
-        _fill(out, listing.paths(), progress, workers)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, *shape))
+        _fill(out, paths, load, progress, workers)
         out.flush()
         del out
 
     write_atomically(path, write, suffix=".npy.tmp")
 
 
-def _fill(out: np.ndarray, paths: list[Path], progress: Progress | None, workers: int) -> None:
+def _fill(out: np.ndarray, paths: list[Path], load: Callable[[Path], np.ndarray],
+          progress: Progress | None, workers: int) -> None:
     """Decodes, resizes and crops every image into ``out``. Pillow's decoder and the matrix
     products release the GIL, so threads share the work without copying pixels between
     processes."""
     start = last = time.perf_counter()
 
     def one(i: int) -> None:
-        out[i] = imagenet.load_image(paths[i])
+        out[i] = load(paths[i])
 
     if workers <= 1 or len(paths) < PARALLEL_FROM:
         results = map(one, range(len(paths)))

@@ -75,9 +75,12 @@ def _parse_line(vmap: Path, n: int, line: str, labels: list[int]) -> str:
     return parts[0]
 
 
-def resized_size(width: int, height: int) -> tuple[int, int]:
-    """MLPerf's ``resize_with_aspectratio``: the shorter side becomes 256, truncating."""
-    side = int(100.0 * CROP / SCALE)
+RESIZE = int(100.0 * CROP / SCALE)  # 256: the shorter side before the crop
+
+
+def resized_size(width: int, height: int, side: int = RESIZE) -> tuple[int, int]:
+    """MLPerf's ``resize_with_aspectratio``: the shorter side becomes `side` (256), the longer
+    one is scaled in proportion, truncating."""
     if height > width:
         return side, int(side * height / width)
     return int(side * width / height), side
@@ -95,33 +98,34 @@ def area_weights(n_in: int, n_out: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=512)  # ImageNet has few distinct sizes: most images reuse their taps
-def _crop_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """The area weights of the 224 centre output pixels as a few taps: ``index[k, j]`` is the
+def _crop_taps(n_in: int, n_out: int, crop: int = CROP) -> tuple[np.ndarray, np.ndarray]:
+    """The area weights of the `crop` centre output pixels as a few taps: ``index[k, j]`` is the
     k-th input pixel that output pixel j reads and ``weight[k, j]`` its weight (0 past the end).
     A fixed sum over taps, rather than a matrix product, gives the same pixels on every machine
     and BLAS build, and starts no BLAS threads beside the decoding threads."""
-    start = int((n_out - CROP) / 2)  # MLPerf's center_crop: int((size - 224) / 2)
-    w = area_weights(n_in, n_out)[start:start + CROP]
+    start = int((n_out - crop) / 2)  # MLPerf's center_crop: int((size - 224) / 2)
+    w = area_weights(n_in, n_out)[start:start + crop]
     nonzero = w > 0
     first = nonzero.argmax(axis=1)
     taps = int(nonzero.sum(axis=1).max())
     index = first[None, :] + np.arange(taps)[:, None]
     inside = index < n_in
     index = np.minimum(index, n_in - 1)
-    weight = np.where(inside, w[np.arange(CROP)[None, :], index], np.float32(0))
+    weight = np.where(inside, w[np.arange(crop)[None, :], index], np.float32(0))
     weight = weight.astype(np.float32)[:, :, None, None]  # over each gathered (W, 3) row
     index.flags.writeable = weight.flags.writeable = False  # shared between threads
     return index, weight
 
 
-def resize_crop(rgb: np.ndarray) -> np.ndarray:
-    """uint8 ``(H, W, 3)`` -> uint8 ``(224, 224, 3)``: resize (area) and centre crop in one pass;
-    only the pixels that survive the crop are computed. Halves round up, as OpenCV's integer
-    path for whole-number scales does (its float path rounds to nearest: ties there are rare)."""
+def resize_crop(rgb: np.ndarray, side: int = RESIZE, crop: int = CROP) -> np.ndarray:
+    """uint8 ``(H, W, 3)`` -> uint8 ``(crop, crop, 3)``: the shorter side resized to `side`
+    (area) and a centre crop, in one pass; only the pixels that survive the crop are computed.
+    Halves round up, as OpenCV's integer path for whole-number scales does (its float path
+    rounds to nearest: ties there are rare)."""
     h, w = rgb.shape[:2]
-    out_w, out_h = resized_size(w, h)
-    iy, wy = _crop_taps(h, out_h)
-    ix, wx = _crop_taps(w, out_w)
+    out_w, out_h = resized_size(w, h, side)
+    iy, wy = _crop_taps(h, out_h, crop)
+    ix, wx = _crop_taps(w, out_w, crop)
     x0, x1 = int(ix.min()), int(ix.max()) + 1
     rows = _tap_sum(rgb[:, x0:x1], iy, wy)  # (224, W', 3): the crop's rows
     cols = _tap_sum(np.ascontiguousarray(rows.transpose(1, 0, 2)), ix - x0, wx)  # transposed
@@ -138,9 +142,11 @@ def _tap_sum(src: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarr
     return out
 
 
-def decode(path: Path) -> np.ndarray:
+def decode(path: Path, fix: str = f"replace the file or remove its line from {VAL_MAP}"
+           ) -> np.ndarray:
     """An image file as uint8 RGB ``(H, W, 3)``, as OpenCV's ``imread`` gives it (EXIF orientation
-    applied; grayscale, palette and CMYK converted to RGB; alpha dropped)."""
+    applied; grayscale, palette and CMYK converted to RGB; alpha dropped). A file that does not
+    decode is a DatasetError whose message ends with `fix`."""
     from PIL import Image, ImageOps
 
     try:
@@ -149,7 +155,7 @@ def decode(path: Path) -> np.ndarray:
             rgb = np.asarray(img.convert("RGB"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DatasetError(f"{path}: the image will not decode ({type(exc).__name__}: {exc}); "
-                           f"replace the file or remove its line from {VAL_MAP}") from None
+                           f"{fix}") from None
     return rgb
 
 

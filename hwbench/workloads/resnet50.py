@@ -17,7 +17,7 @@ import onnx
 
 from hwbench.errors import DatasetError, ModelError
 from hwbench.workloads import image_cache, imagenet
-from hwbench.workloads.base import Workload, synthetic_samples
+from hwbench.workloads.base import AccuracyReference, Workload, synthetic_samples
 from hwbench.workloads.classification import Classifier
 from hwbench.workloads.graphs import resnet50_v15
 
@@ -135,8 +135,13 @@ class ResNet50(Classifier, Workload):
                 "resnet50_v1.onnx and --dataset the ImageNet validation folder; 'digits' "
                 "validates accuracy without downloads)")
 
-    def fp32_reference(self) -> float:
-        return FP32_TOP1
+    def accuracy_reference(self) -> AccuracyReference | None:
+        """MLPerf's published FP32 top-1 for the official model; for any other model, None: the
+        run measures that model's own FP32 accuracy on the same images."""
+        if self.official_model is None:
+            return None
+        return AccuracyReference(FP32_TOP1, f"MLPerf's FP32 top-1 of ResNet50-v1.5 (the official "
+                                 f"model, {self.official_model})")
 
     def class_scores(self, rows: np.ndarray) -> np.ndarray:
         """1001 outputs: MLPerf's background class 0 is dropped (labels are 0..999). A softmax

@@ -44,9 +44,10 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray,
     return float(np.abs(acc - cs).sum() / max(len(labels), 1))
 
 
-def score_classification(logits: np.ndarray, labels: np.ndarray,
-                         num_classes: int) -> ClassificationScores:
-    """`logits` (n, num_classes) in label order; `labels` (n,) ints in [0, num_classes)."""
+def score_classification(logits: np.ndarray, labels: np.ndarray, num_classes: int,
+                         probabilities: bool = False) -> ClassificationScores:
+    """`logits` (n, num_classes) in label order; `labels` (n,) ints in [0, num_classes). With
+    `probabilities`, the scores are probabilities already: calibration reads them as given."""
     labels = np.asarray(labels, dtype=np.int64)
     pred = logits.argmax(axis=1)
     n = len(labels)
@@ -67,5 +68,6 @@ def score_classification(logits: np.ndarray, labels: np.ndarray,
                   "recall": None if np.isnan(recall[c]) else float(recall[c]),
                   "precision": None if np.isnan(precision[c]) else float(precision[c])}
                  for c in range(num_classes)]
-    ece = expected_calibration_error(softmax(logits), labels) if n else 0.0
+    probs = logits.astype(np.float64) if probabilities else softmax(logits)
+    ece = expected_calibration_error(probs, labels) if n else 0.0
     return ClassificationScores(top1, top5, per_class, confusion, ece, n)
