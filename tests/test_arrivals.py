@@ -13,7 +13,7 @@ from hwbench.harness import arrivals
 from hwbench.harness import loadgen as lgm
 from hwbench.harness import settings
 from hwbench.results.identity import config_hash
-from hwbench.results.store import load_result
+from hwbench.results.store import SCHEMA_VERSION, load_result
 from hwbench.workloads import create
 
 NULL = ["--workload", "tiny", "--backend", "null", "--scenario", "server", "--warmup", "0"]
@@ -163,4 +163,4 @@ def test_bad_traces_are_one_line_errors(capsys, tmp_path, body, expect):
 def test_schema_4_results_gain_no_windows(tmp_path):
     (tmp_path / "result.json").write_text(json.dumps({"schema_version": 4, "run_id": "r"}))
     doc = load_result(tmp_path)
-    assert doc["schema_version"] == 6 and doc["latency_windows"] is None
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["latency_windows"] is None

@@ -8,7 +8,7 @@ import pytest
 
 from cli_helpers import cli
 from hwbench.errors import EXIT_AUDIT_FAIL, EXIT_COMPARE_REFUSED
-from hwbench.results.store import load_result
+from hwbench.results.store import SCHEMA_VERSION, load_result
 
 DIGITS_NULL = ["--workload", "digits", "--backend", "null", "--no-power", "--quiet",
                "--duration", "1"]
@@ -65,4 +65,4 @@ def test_compare_require_audit_refuses_unaudited_runs(capsys, tmp_path):
 def test_schema_5_results_are_unaudited(tmp_path):
     (tmp_path / "result.json").write_text(json.dumps({"schema_version": 5, "run_id": "r"}))
     doc = load_result(tmp_path)
-    assert doc["schema_version"] == 6 and doc["audit"] is None
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["audit"] is None

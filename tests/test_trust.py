@@ -17,6 +17,7 @@ from cli_helpers import cli, run_json
 from hwbench import errors
 from hwbench.harness import loadgen as lgm
 from hwbench.config import load_scenario
+from hwbench.results.store import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 NULL = ["--workload", "tiny", "--backend", "null"]
@@ -175,7 +176,7 @@ def test_item4_server_reports_mlperf_v5_headline_beside_scheduled_qps(failed_ser
     text = (run_dir / "summary.txt").read_text()
     doc = json.loads((run_dir / "result.json").read_text())
     m = doc["metrics"]
-    assert doc["schema_version"] == 6
+    assert doc["schema_version"] == SCHEMA_VERSION
     assert m["completed_samples_per_second"] == pytest.approx(
         (m["completed_samples"] - 1) / m["duration_s"], rel=1e-9)
     assert m["scenario_metric"]["name"] == "scheduled_qps"
@@ -195,7 +196,7 @@ def test_item4_schema_2_results_are_migrated(capsys, failed_server, tmp_path):
     (tmp_path / "result.json").write_text(json.dumps(doc))
     code, out, _ = cli(capsys, "show", str(tmp_path), "--json")
     m = json.loads(out)["metrics"]
-    assert code == 0 and json.loads(out)["schema_version"] == 6
+    assert code == 0 and json.loads(out)["schema_version"] == SCHEMA_VERSION
     assert m["completed_samples_per_second"] == pytest.approx(
         (m["completed_samples"] - 1) / m["duration_s"])
     assert m["early_stopping"]["met"] is None and m["stale_completions"] is None

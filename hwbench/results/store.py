@@ -30,7 +30,9 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #   4 - metrics add issue_spin_s (the load generator's busy-waiting; null before it was counted).
 #   5 - adds latency_windows (Server latency per window, and the arrival process; null before).
 #   6 - adds audit (hwbench audit's checks and their evidence; null for every other run).
-SCHEMA_VERSION = 6
+#   7 - accuracy adds reference_source and target_ratio (which reference the target came from;
+#       null before: those runs were judged against the workload's published figure).
+SCHEMA_VERSION = 7
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -119,6 +121,10 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
     if version < 6:
         doc = dict(doc, schema_version=6)
         doc.setdefault("audit", None)  # no run before schema 6 was audited
+    if version < 7:
+        doc = dict(doc, schema_version=7)
+        if isinstance(doc.get("accuracy"), dict):
+            doc["accuracy"] = {"reference_source": None, "target_ratio": None, **doc["accuracy"]}
     return doc
 
 
