@@ -44,7 +44,8 @@ SMOKE_LIMIT_S = 90.0
 
 def _hwbench(args: list[str], timeout: float) -> tuple[int, dict | None, str]:
     """Runs ``hwbench`` (this interpreter's install) and returns (exit code, its --json, stderr)."""
-    cmd = [sys.executable, "-m", "hwbench", *args]
+    # -P: a checkout's own hwbench/ (no compiled extension) must not shadow the installed one
+    cmd = [sys.executable, "-P", "-m", "hwbench", *args]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
