@@ -6,6 +6,7 @@ else prints them.
     │   ├── BackendUnavailable
     │   ├── ModelError
     │   └── DatasetError
+    ├── CompareRefused         compare --require-audit and a run without a passed audit (exit 8)
     ├── PassStopped            a pass that cannot go on: the run is written invalid
     ├── SourceUnavailable      a telemetry source that cannot measure here
     ├── PtdError               a power analyzer that does not answer as PTDaemon does
@@ -44,6 +45,12 @@ class UsageError(HwbenchError):
     """Bad input from the user: the message names the fix (exit status 2)."""
 
     exit_code = EXIT_USAGE
+
+
+class CompareRefused(HwbenchError):
+    """compare's refusal: runs that do not meet what the comparison was asked to require."""
+
+    exit_code = EXIT_COMPARE_REFUSED
 
 
 class BackendUnavailable(UsageError):

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from hwbench.harness import settings
 from hwbench.harness.loadgen import Scenario
 from hwbench.passes import checks
 from hwbench.passes.run import Run
@@ -59,11 +58,11 @@ def audit_passes(run: Run) -> None:
 
 def caching(run: Run) -> dict[str, Any]:
     """TEST04: a pass that repeats one sample must not beat unique work by more than 10%."""
-    population = settings.build(run.cfg, run.spec, run.workload).performance_sample_count
+    population = run.loadgen_settings().performance_sample_count
     name = "caching (TEST04)"
 
     def one(kind: str, n: int, pair: int) -> tuple[float, float] | None:
-        s = settings.build(run.cfg, run.spec, run.workload)
+        s = run.loadgen_settings()
         s.scenario = Scenario.Offline
         s.min_duration_s, s.warmup_s, s.warmup_queries, s.max_query_count = 0.0, 0.0, 0, 0
         s.min_query_count = n

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import tomllib
 from pathlib import Path
 
 from hwbench import workloads
 from hwbench.analysis import compare, export, runs
-from hwbench.errors import EXIT_COMPARE_REFUSED, UsageError
+from hwbench.errors import CompareRefused, UsageError
 from hwbench.results.store import default_output_root, list_runs
 
 
@@ -99,10 +98,10 @@ def handle(args: argparse.Namespace) -> int:
     if args.require_audit:
         unaudited = [r.run_id for r in records if not (r.doc.get("audit") or {}).get("passed")]
         if unaudited:
-            print(f"hwbench: compare refused: {len(unaudited)} of {len(records)} runs did not "
-                  f"pass an audit ({', '.join(unaudited[:3])}{', ...' if len(unaudited) > 3 else ''}"
-                  "): run them with 'hwbench audit', or drop --require-audit", file=sys.stderr)
-            return EXIT_COMPARE_REFUSED
+            more = ", ..." if len(unaudited) > 3 else ""
+            raise CompareRefused(f"compare refused: {len(unaudited)} of {len(records)} runs did "
+                                 f"not pass an audit ({', '.join(unaudited[:3])}{more}): run "
+                                 "them with 'hwbench audit', or drop --require-audit")
     prices = parse_prices(args.price, args.systems)
     tables = compare.build(records, args.baseline, prices, args.force)
     print(export.terminal(tables), end="")

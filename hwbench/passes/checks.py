@@ -7,7 +7,6 @@ and keeps everything measured before it.
 """
 from __future__ import annotations
 
-from hwbench.harness import settings
 from hwbench.passes import precision
 from hwbench.passes.run import Run
 from hwbench.quality import fidelity as _fidelity
@@ -19,7 +18,7 @@ def fidelity(run: Run) -> None:
     catches a backend that computes coarser than it declares."""
     if _computes_nothing(run, "fidelity"):
         return
-    population = settings.build(run.cfg, run.spec, run.workload).performance_sample_count
+    population = run.loadgen_settings().performance_sample_count
     inputs = run.workload.load_samples(_fidelity.subset(population, run.cfg.seed))
     run.say.info(f"fidelity: {len(inputs)} samples against the FP32 reference")
     source = run.workload.artifact()

@@ -113,13 +113,18 @@ class Run:
             note_abandoned(reason)
         self.stuck = self.stuck or bool(reasons)
 
+    def loadgen_settings(self, **kw: Any):
+        """The load generator's settings for a pass of this run (hwbench.harness.settings.build),
+        with the arrival process parsed once, in __init__."""
+        return settings.build(self.cfg, self.spec, self.workload, arrivals=self.arrivals, **kw)
+
     def stopped(self) -> bool:
         """Interrupted, or a call is stuck: no further pass or check may run."""
         return bool(self.doc["interrupted"]) or self.stuck
 
     def calibrate(self) -> float:
         """Samples per second of a short Offline pass, for settings the user did not give."""
-        base = settings.build(self.cfg, self.spec, self.workload)
+        base = self.loadgen_settings()
         base.scenario = Scenario.Offline
         base.min_duration_s, base.warmup_s, base.warmup_queries = 0.0, 0.0, 2
         base.max_query_count = 0
@@ -138,7 +143,7 @@ class Run:
         return qps
 
     def accuracy(self) -> None:
-        s = settings.build(self.cfg, self.spec, self.workload, accuracy=True)
+        s = self.loadgen_settings(accuracy=True)
         out, sut = self.loadgen_pass(s, "accuracy", keep_outputs=True)
         self.accuracy_outputs = sut.outputs  # by sample index (hwbench.audit compares them)
         self.samples["samples_accuracy.npz"] = document.samples_columns(out["records"],
@@ -188,8 +193,7 @@ class Run:
         calibrated = self.spec.loadgen_scenario == "Offline" and self.cfg.expected_qps is None
         if calibrated:
             expected = OFFLINE_CALIBRATION_MARGIN * self.calibrate()
-        s = settings.build(self.cfg, self.spec, self.workload, target_qps=target_qps,
-                           expected_qps=expected, arrivals=self.arrivals)
+        s = self.loadgen_settings(target_qps=target_qps, expected_qps=expected)
         if calibrated and not s.max_query_count:
             s.max_query_count = OFFLINE_SAMPLE_CAP  # the load generator caps the query's size
         out = self.sampled_pass(s, keep_outputs)
