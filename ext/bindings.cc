@@ -152,6 +152,7 @@ nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
   d["interrupted"] = out.interrupted;
   d["abandoned"] = out.abandoned;
   d["start_ns"] = out.start_ns;
+  d["first_seq"] = out.first_seq;
   return d;
 }
 

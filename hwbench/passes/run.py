@@ -83,9 +83,10 @@ class Run:
         self.telemetry = Session(cfg) if sampled else None
 
     # --- passes ------------------------------------------------------------------------------
-    def loadgen_pass(self, s, label: str, keep_outputs: bool = False) -> tuple[dict, Sut]:
+    def loadgen_pass(self, s, label: str, keep_outputs: bool = False,
+                     keep_top1: bool = False) -> tuple[dict, Sut]:
         sut = make_sut(self.instances, self.library, self.lg, self.cfg.batch_size,
-                       self.cfg.batch_timeout_us, keep_outputs)
+                       self.cfg.batch_timeout_us, keep_outputs, keep_top1)
         try:
             with self.say.watch(self.lg, label):
                 out = self.lg.run(sut, sut.library, s)
@@ -207,6 +208,8 @@ class Run:
         self.doc["metrics"] = document.metrics(m, out["stale_completions"], out["spin_ns"])
         self.doc["validated"]["performance"] = bool(m.valid)
         self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"])
+        if self.cfg.soak_minutes is not None:  # each sample's answer, for the drift check
+            self.samples["samples.npz"]["top1"] = out["top1"]
         if s.scenario == Scenario.Server:
             self._windows(s)
         if self.telemetry is not None:
@@ -246,13 +249,17 @@ class Run:
         """The performance pass, with the telemetry sampler running beside it."""
         if self.telemetry is not None:
             self.telemetry.start()
+        soak = self.cfg.soak_minutes is not None
         try:
-            out, sut = self.loadgen_pass(s, "performance", keep_outputs)
+            out, sut = self.loadgen_pass(s, "soak" if soak else "performance", keep_outputs,
+                                         keep_top1=soak)
         finally:
             if self.telemetry is not None:
                 self.telemetry.stop()
         if keep_outputs:
             self.performance_outputs = sut.outputs
+        if sut.top1 is not None:
+            out["top1"] = sut.top1.window(out["first_seq"], len(out["records"]["index"]))
         return out
 
     def server_qps(self) -> float:

@@ -32,7 +32,9 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #   6 - adds audit (hwbench audit's checks and their evidence; null for every other run).
 #   7 - accuracy adds reference_source and target_ratio (which reference the target came from;
 #       null before: those runs were judged against the workload's published figure).
-SCHEMA_VERSION = 7
+#   8 - adds drift (a soak's windows and trend tests, hwbench.results.drift; null for other runs
+#       and before).
+SCHEMA_VERSION = 8
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -125,6 +127,9 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc = dict(doc, schema_version=7)
         if isinstance(doc.get("accuracy"), dict):
             doc["accuracy"] = {"reference_source": None, "target_ratio": None, **doc["accuracy"]}
+    if version < 8:
+        doc = dict(doc, schema_version=8)
+        doc.setdefault("drift", None)  # no soak was judged for drift before schema 8
     return doc
 
 
