@@ -5,6 +5,7 @@ marked invalid with the reason, with everything measured so far.
 """
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +50,11 @@ def execute(cfg: RunConfig, reporter: Reporter,
     try:
         source = run.workload.artifact(progress=reporter.info)
         run.workload.prepare(progress=reporter.info)
-        artifact = run.artifact = precision.convert(source, cfg.precision, run.workload,
-                                                    reporter.info)
+        if run.workload.generative:  # a torch model: the backend casts it to the precision
+            artifact = run.artifact = dataclasses.replace(source, precision=cfg.precision)
+        else:
+            artifact = run.artifact = precision.convert(source, cfg.precision, run.workload,
+                                                        reporter.info)
         run.instances.load(artifact)
         info = run.backend.info()
         if info.max_batch_size and cfg.batch_size > info.max_batch_size:
@@ -63,7 +67,8 @@ def execute(cfg: RunConfig, reporter: Reporter,
     run.doc["backend_info"] = _info_dict(info)
     run.doc["backend_info"]["concurrency"] = run.instances.describe()
     run.doc["workload_info"] = run.workload.describe()
-    run.doc["workload_info"]["artifact"] = precision.describe(artifact, source)
+    run.doc["workload_info"]["artifact"] = (None if run.workload.generative
+                                            else precision.describe(artifact, source))
     try:
         (passes or _passes)(run)
     except KeyboardInterrupt:
@@ -136,8 +141,8 @@ def _finish(run: Run, root: Path,
 
 def _info_dict(info: backends.BackendInfo) -> dict[str, Any]:
     return {"name": info.name, "device": info.device, "precision": info.precision,
-            "max_batch_size": info.max_batch_size, "versions": info.versions,
-            "options": info.options}
+            "max_batch_size": info.max_batch_size, "streams": info.streams,
+            "versions": info.versions, "options": info.options}
 
 
 def _spread(times_ms: list[float] | None) -> dict[str, float] | None:
