@@ -5,7 +5,6 @@ marked invalid with the reason, with everything measured so far.
 """
 from __future__ import annotations
 
-import dataclasses
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +49,8 @@ def execute(cfg: RunConfig, reporter: Reporter,
     try:
         source = run.workload.artifact(progress=reporter.info)
         run.workload.prepare(progress=reporter.info)
-        if run.workload.generative:  # a torch model: the backend casts it to the precision
-            artifact = run.artifact = dataclasses.replace(source, precision=cfg.precision)
-        else:
-            artifact = run.artifact = precision.convert(source, cfg.precision, run.workload,
-                                                        reporter.info)
+        artifact = run.artifact = precision.convert(source, cfg.precision, run.workload,
+                                                    reporter.info)
         run.instances.load(artifact)
         info = run.backend.info()
         if info.max_batch_size and cfg.batch_size > info.max_batch_size:
@@ -67,8 +63,7 @@ def execute(cfg: RunConfig, reporter: Reporter,
     run.doc["backend_info"] = _info_dict(info)
     run.doc["backend_info"]["concurrency"] = run.instances.describe()
     run.doc["workload_info"] = run.workload.describe()
-    run.doc["workload_info"]["artifact"] = (None if run.workload.generative
-                                            else precision.describe(artifact, source))
+    run.doc["workload_info"]["artifact"] = precision.describe(artifact, source)
     try:
         (passes or _passes)(run)
     except KeyboardInterrupt:
