@@ -72,6 +72,17 @@ class Engine:
 
     # -- the harness's side ----------------------------------------------------------------
     def serve(self, sink: Any, keep_outputs: bool) -> None:
+        """Starts the loop for one pass (serve -> submit... -> drain -> stop, as often as the
+        harness runs passes); every pass starts from an empty batch and a free cache."""
+        self.stop()
+        with self._cv:
+            self._inbox.clear()
+            self._submitted = self._completed = 0
+            self._stopping, self._failed = False, None
+        self._waiting.clear()
+        self._running.clear()
+        self._free = list(range(self.cache.n_blocks - 1, -1, -1))
+        self._outputs = {}
         self._sink, self._keep = sink, keep_outputs
         self._thread = threading.Thread(target=self._loop, name="hwbench-llm-engine",
                                         daemon=True)

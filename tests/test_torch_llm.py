@@ -211,3 +211,16 @@ def test_cache_blocks_from_megabytes():
     per_block = tiny.kv_bytes_per_token(4) * BLOCK_SIZE
     assert cache_blocks(tiny, 64, 4) == (64 << 20) // per_block
     assert cache_blocks(tiny, 64, 2) == 2 * cache_blocks(tiny, 64, 4)
+
+
+def test_one_engine_serves_pass_after_pass():
+    """The harness serves, drains and stops once per pass; each pass starts afresh."""
+    model = Llama.seeded(MICRO, 1)
+    engine = _engine(model)
+    for rid in (1, 2):
+        sink = RecordingSink()
+        engine.serve(sink, True)
+        engine.submit(np.array([rid], dtype=np.uint64), [_request(8, 5, 1)])
+        engine.drain()
+        engine.stop()
+        assert sink.counts(rid) == [1, 2, 3, 4, 5] and list(engine.outputs()) == [rid]
