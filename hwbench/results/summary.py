@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwbench.results.document import status_line
+from hwbench.results.document import correctness_validated, generative, status_line
 from hwbench.quality.robustness import grid
 from hwbench.tables import table
 from hwbench.telemetry.rows import power_rows, telemetry_rows
@@ -36,8 +36,9 @@ def summary_text(doc: dict[str, Any]) -> str:
         lines += _server_headlines(m)
     # MLPerf's parsers read the first word; the rest says what was not validated.
     qualifier = ""
-    if doc["valid"] and doc["validated"]["accuracy"] is not True:
-        qualifier = " (performance only: accuracy not validated)"
+    if doc["valid"] and correctness_validated(doc) is not True:
+        qualifier = (" (performance only: fidelity not checked)" if generative(doc)
+                     else " (performance only: accuracy not validated)")
     lines.append(f"Result is : {'VALID' if doc['valid'] else 'INVALID'}{qualifier}")
     if m:
         lines += [f"  Min duration satisfied : {_yes(m['min_duration_met'])}",
