@@ -110,11 +110,17 @@ def token_verdict(m: dict[str, Any], doc: dict[str, Any]) -> list[str]:
     judged = doc.get("scenario") == "server"
     out = []
     for key, name, bound_key in (("ttft", "TTFT", "ttft_bound_s"), ("tpot", "TPOT", "tpot_bound_s")):
-        bound = lg.get(bound_key)
-        verdict = ("met" if tb[f"{key}_met"] else "NOT met") if judged and bound else \
-            "not judged (Server judges the token bounds)"
-        bound_words = f" <= {bound * 1e3:g} ms" if bound else ""
-        out.append(f"{pct} {name} {tb[f'{key}_ms']:.3f} ms{bound_words}: {verdict}")
+        bound, value = lg.get(bound_key), tb[f"{key}_ms"]
+        if not (judged and bound):
+            verdict = "not judged (Server judges the token bounds)"
+        elif tb[f"{key}_met"]:
+            verdict = "met"
+        elif value <= bound * 1e3:  # within the bound, but early stopping could not confirm it
+            verdict = "NOT met (early stopping: see the reasons)"
+        else:
+            verdict = "NOT met"
+        bound_words = f", bound {bound * 1e3:g} ms" if bound else ""
+        out.append(f"{pct} {name} {value:.3f} ms{bound_words}: {verdict}")
     return out
 
 
