@@ -136,8 +136,8 @@ def _finish(run: Run, root: Path,
 
 def _info_dict(info: backends.BackendInfo) -> dict[str, Any]:
     return {"name": info.name, "device": info.device, "precision": info.precision,
-            "max_batch_size": info.max_batch_size, "versions": info.versions,
-            "options": info.options}
+            "max_batch_size": info.max_batch_size, "streams": info.streams,
+            "versions": info.versions, "options": info.options}
 
 
 def _spread(times_ms: list[float] | None) -> dict[str, float] | None:

@@ -32,7 +32,10 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #   6 - adds audit (hwbench audit's checks and their evidence; null for every other run).
 #   7 - accuracy adds reference_source and target_ratio (which reference the target came from;
 #       null before: those runs were judged against the workload's published figure).
-SCHEMA_VERSION = 7
+#   8 - metrics add token timing (ttft_ms, tpot_ms, tokens_per_second, output_tokens,
+#       inter_token_p99_ms, max_stall_ms, goodput, token_bounds; null for every run without
+#       token events, and for runs before 8). backend_info adds streams.
+SCHEMA_VERSION = 8
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -125,7 +128,25 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc = dict(doc, schema_version=7)
         if isinstance(doc.get("accuracy"), dict):
             doc["accuracy"] = {"reference_source": None, "target_ratio": None, **doc["accuracy"]}
+    if version < 8:
+        doc = _to_8(doc)
     return doc
+
+
+# The token metrics schema 8 added (hwbench.results.document.TOKEN_KEYS; kept here as data so
+# that the store does not import the document builder).
+_ADDED_IN_8 = ("ttft_ms", "tpot_ms", "tokens_per_second", "output_tokens", "inter_token_p99_ms",
+               "max_stall_ms", "goodput", "token_bounds")
+
+
+def _to_8(doc: dict[str, Any]) -> dict[str, Any]:
+    """Schema 7 -> 8: no run before 8 timed tokens (no workload generated any): null."""
+    out = dict(doc, schema_version=8)
+    if isinstance(out.get("metrics"), dict):
+        out["metrics"] = {**dict.fromkeys(_ADDED_IN_8), **out["metrics"]}
+    if isinstance(out.get("backend_info"), dict):
+        out["backend_info"] = {"streams": False, **out["backend_info"]}
+    return out
 
 
 def _to_2(doc: dict[str, Any]) -> dict[str, Any]:

@@ -42,6 +42,9 @@ class Workload(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # A generative workload's samples are requests answered token by token (hwbench.workloads.llm):
+    # the harness serves them through a streaming backend and the load generator times tokens.
+    generative: ClassVar[bool] = False
     server_latency_bound_ms: ClassVar[float]
     mlperf_performance_sample_count: ClassVar[int]
 
