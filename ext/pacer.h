@@ -14,7 +14,8 @@ namespace hwbench {
 
 /// \brief Each submitted request's first token comes `prefill_ns` after its submission and each
 /// next one `token_ns` after the previous, independently per request (no queueing between
-/// requests): its own thread calls LoadGen::tokens once per step for every request due, then
+/// requests). Token k is due at submission + prefill_ns + (k - 1) token_ns: a step woken late
+/// does not push the later ones back, so TPOT averages to token_ns exactly. its own thread calls LoadGen::tokens once per step for every request due, then
 /// LoadGen::complete for those that reached their length. Sleeps until `spin_ns` before a step,
 /// then busy-waits, so steps are on time to within microseconds. No Python, no GIL.
 class TokenPacer {
