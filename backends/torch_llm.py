@@ -52,7 +52,8 @@ class _Sequence:
 
 class Engine:
     """Continuous batching of one ``Llama`` model (hwbench.workloads.llama's interface:
-    ``extend``, ``decode``, ``config``, ``dtype``, ``device``) over a ``PagedKvCache``."""
+    ``extend``, ``decode``, ``forward``, ``config``) over its paged KV cache (``n_blocks``,
+    ``block_size``, ``slots(blocks, length)``)."""
 
     def __init__(self, model: Any, cache: Any, *, max_seqs: int, prefill_chunk: int) -> None:
         self.model, self.cache = model, cache
@@ -119,6 +120,14 @@ class Engine:
     @property
     def failure(self) -> str | None:
         return self._failed
+
+    def logits(self, tokens: np.ndarray) -> np.ndarray:
+        """Teacher-forced logits ``[len, vocab]`` (float32) of one sequence, at the model's
+        precision: what fidelity compares with the FP32 reference."""
+        import torch
+
+        out = self.model.forward(torch.as_tensor(np.asarray(tokens, dtype=np.int64)))
+        return out.float().cpu().numpy()
 
     # -- the loop ----------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -240,3 +249,31 @@ def cache_blocks(config: Any, kv_cache_mb: int, element_bytes: int) -> int:
     """How many blocks of ``BLOCK_SIZE`` tokens a KV cache of ``kv_cache_mb`` MiB holds."""
     per_block = config.kv_bytes_per_token(element_bytes) * BLOCK_SIZE
     return (kv_cache_mb << 20) // per_block
+
+
+def load(artifact: Any, *, device: Any, dtype: Any, max_seqs: int, kv_cache_mb: int,
+         prefill_chunk: int) -> Engine:
+    """The engine serving an llm artifact on ``device`` in ``dtype``: the artifact builds the
+    model (``artifact.build(device, dtype)``: seeded weights or its checkpoint; the model and its
+    cache are the workload's, reached through the artifact, never imported), and the KV cache
+    gets ``kv_cache_mb`` MiB of the device's memory."""
+    import torch
+
+    from hwbench.errors import UsageError
+
+    config = artifact.config
+    element = torch.tensor([], dtype=dtype).element_size()
+    blocks = cache_blocks(config, kv_cache_mb, element)
+    if blocks < 1:
+        per = config.kv_bytes_per_token(element) * BLOCK_SIZE
+        raise UsageError(f"backend torch: kv_cache_mb={kv_cache_mb} holds no block of "
+                         f"{BLOCK_SIZE} tokens of this model ({per / 2**20:.2f} MiB each); raise "
+                         "--backend-opt kv_cache_mb")
+    try:
+        model = artifact.build(device, dtype)
+        cache = model.new_cache(blocks, BLOCK_SIZE)
+    except torch.cuda.OutOfMemoryError:
+        raise UsageError(f"backend torch: the {artifact.size} model and a KV cache of "
+                         f"{kv_cache_mb} MiB do not fit in {device}'s memory; lower "
+                         "--backend-opt kv_cache_mb or use a smaller --model") from None
+    return Engine(model, cache, max_seqs=max_seqs, prefill_chunk=prefill_chunk)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from hwbench.passes import precision
 from hwbench.passes.run import Run
 from hwbench.quality import fidelity as _fidelity
+from hwbench.quality import llm_fidelity as _llm
 from hwbench.quality import robustness as _robustness
 
 
@@ -17,6 +18,9 @@ def fidelity(run: Run) -> None:
     """A seeded subset of the performance samples through the backend and the FP32 reference:
     catches a backend that computes coarser than it declares."""
     if _computes_nothing(run, "fidelity"):
+        return
+    if run.workload.generative:
+        _llm_fidelity(run)
         return
     population = run.loadgen_settings().performance_sample_count
     inputs = run.workload.load_samples(_fidelity.subset(population, run.cfg.seed))
@@ -27,6 +31,26 @@ def fidelity(run: Run) -> None:
             run.backend, source, inputs, run.cfg.batch_size, run.artifact.precision,
             convert=lambda p: precision.convert(source, p, run.workload, run.say.info))
     except Exception as exc:  # a backend fault, or a model the reference cannot load
+        _failed(run, "fidelity", exc)
+        return
+    run.doc["fidelity"] = section
+    if failure:
+        run.doc["invalid_reasons"].append(f"fidelity: {failure}")
+
+
+def _llm_fidelity(run: Run) -> None:
+    """A generative run: the backend's teacher-forced logits against the FP32 reference's, on a
+    few seeded requests (hwbench.quality.llm_fidelity)."""
+    population = run.loadgen_settings().performance_sample_count
+    indices = _fidelity.subset(population, run.cfg.seed, _llm.FIDELITY_REQUESTS)
+    requests = run.workload.load_requests(indices)
+    run.say.info(f"fidelity: {len(requests)} requests teacher-forced against the FP32 reference")
+    try:
+        section, failure = _llm.check(run.backend, run.workload.artifact(), requests)
+    except NotImplementedError as exc:  # a streaming backend without teacher-forced logits
+        run.doc["fidelity_note"] = f"fidelity not checked: {exc}"
+        return
+    except Exception as exc:  # a backend fault, or a model the reference cannot build
         _failed(run, "fidelity", exc)
         return
     run.doc["fidelity"] = section

@@ -228,6 +228,15 @@ def _inv_freq(config: LlamaConfig) -> Any:
     return scaled.float()
 
 
+def build(config: LlamaConfig, seed: int, checkpoint: Path | None, *, device: Any = None,
+          dtype: Any = None) -> "Llama":
+    """The model on ``device`` in ``dtype``: the checkpoint's weights when there is one, else
+    the seeded synthetic ones."""
+    if checkpoint is not None:
+        return Llama(config, load_safetensors(checkpoint, config, dtype=dtype, device=device))
+    return Llama.seeded(config, seed, dtype=dtype, device=device)
+
+
 class PagedKvCache:
     """Keys and values of every layer in one pool of fixed-size blocks (``block_size`` tokens).
     A sequence owns a list of blocks; its token at position p lives in slot
@@ -289,6 +298,11 @@ class Llama:
     def seeded(cls, config: LlamaConfig, seed: int, *, dtype: Any = None,
                device: Any = None) -> "Llama":
         return cls(config, seeded_weights(config, seed, dtype=dtype, device=device))
+
+    def new_cache(self, n_blocks: int, block_size: int) -> PagedKvCache:
+        """An empty paged KV cache for this model, on its device at its dtype."""
+        return PagedKvCache(self.config, n_blocks, block_size, dtype=self.dtype,
+                            device=self.device)
 
     def weights(self) -> dict[str, Any]:
         """The tensors under Hugging Face's names (the fused ones split again)."""
@@ -435,8 +449,7 @@ class Llama:
         import torch
 
         bs, total = 16, len(prompt) + n
-        cache = PagedKvCache(self.config, (total + bs - 1) // bs, bs, dtype=self.dtype,
-                             device=self.device)
+        cache = self.new_cache((total + bs - 1) // bs, bs)
         slots = cache.slots(list(range(cache.n_blocks)), total)
         out = [int(self.extend(prompt, 0, cache, slots[:len(prompt)]).argmax())]
         for pos in range(len(prompt), total - 1):

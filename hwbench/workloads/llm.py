@@ -54,6 +54,13 @@ class LlmArtifact:
     def path(self) -> Path | None:
         return self.checkpoint
 
+    def build(self, device: Any, dtype: Any) -> Any:
+        """The model in torch (``hwbench.workloads.llama.Llama``) on ``device`` in ``dtype``: a
+        backend that serves it reaches the model through its artifact, never by import."""
+        from hwbench.workloads import llama
+
+        return llama.build(self.config, self.seed, self.checkpoint, device=device, dtype=dtype)
+
 
 @dataclass(frozen=True)
 class LengthDistribution:
