@@ -242,7 +242,9 @@ def _window_rows(lw: dict[str, Any] | None) -> list[tuple[str, str]]:
     params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                        for k, v in arr.items() if k not in skip)
     rows = [("arrivals", f"{arr.get('kind', 'poisson')}" + (f" ({params})" if params else "")
-             + ("" if arr.get("stationary", True) else "; not stationary: judged per window"))]
+             + ("" if arr.get("stationary", True) else "; not stationary: judged per window"
+                if lw.get("judged", True) else "; not stationary (no latency bound to judge "
+                "windows on)"))]
     seen = [w for w in lw["windows"] if w["p99_ms"] is not None]
     if len(seen) > 1:
         worst = max(seen, key=lambda w: w["p99_ms"])
