@@ -34,7 +34,8 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #       null before: those runs were judged against the workload's published figure).
 #   8 - metrics add token timing (ttft_ms, tpot_ms, tokens_per_second, output_tokens,
 #       inter_token_p99_ms, max_stall_ms, goodput, token_bounds; null for every run without
-#       token events, and for runs before 8). backend_info adds streams.
+#       token events, and for runs before 8). backend_info adds streams. fidelity adds
+#       teacher_forced (a generative run's teacher-forced comparison; null for every other).
 SCHEMA_VERSION = 8
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
@@ -146,6 +147,8 @@ def _to_8(doc: dict[str, Any]) -> dict[str, Any]:
         out["metrics"] = {**dict.fromkeys(_ADDED_IN_8), **out["metrics"]}
     if isinstance(out.get("backend_info"), dict):
         out["backend_info"] = {"streams": False, **out["backend_info"]}
+    if isinstance(out.get("fidelity"), dict):
+        out["fidelity"] = {"teacher_forced": None, **out["fidelity"]}
     return out
 
 

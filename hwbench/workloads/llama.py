@@ -192,9 +192,15 @@ def save_safetensors(weights: dict[str, Any], path: Path) -> None:
 
 
 def config_from_hf(path: Path) -> LlamaConfig:
-    """A LlamaConfig from a Hugging Face ``config.json`` of a Llama model."""
+    """A LlamaConfig from a Hugging Face ``config.json`` of a Llama model: ``path`` is the
+    config itself, a checkpoint folder holding it, or a ``.safetensors`` file beside it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    elif path.suffix == ".safetensors":
+        path = path.with_name("config.json")
     try:
-        hf = json.loads(Path(path).read_text())
+        hf = json.loads(path.read_text())
         scaling = hf.get("rope_scaling") or {}
         return LlamaConfig(
             vocab=hf["vocab_size"], dim=hf["hidden_size"], n_layers=hf["num_hidden_layers"],
