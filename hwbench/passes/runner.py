@@ -115,6 +115,8 @@ def _finish(run: Run, root: Path,
     doc = run.doc
     doc["invalid_reasons"] += requested_failures(doc["power"])
     v = doc["validated"]
+    if isinstance(doc["fidelity"], dict) and doc["fidelity"].get("passed") is not None:
+        v["fidelity"] = bool(doc["fidelity"]["passed"])
     doc["valid"] = (not doc["invalid_reasons"] and not doc["interrupted"]
                     and v["performance"] is not False and v["accuracy"] is not False
                     and (v["performance"] or v["accuracy"]) is True)

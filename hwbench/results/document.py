@@ -91,14 +91,30 @@ def samples_columns(records: dict[str, np.ndarray], start_ns: int) -> dict[str, 
     return cols
 
 
+def generative(doc: dict[str, Any]) -> bool:
+    """A generative workload's run (llm): timed per token, and validated by its performance
+    verdict and fidelity; accuracy is not applicable (synthetic weights generate no text)."""
+    return bool((doc.get("workload_info") or {}).get("generative"))
+
+
+def correctness_validated(doc: dict[str, Any]) -> bool | None:
+    """What validates a run's answers: accuracy, or for a generative run, fidelity against the
+    FP32 reference (None: not judged, e.g. a backend that computes nothing)."""
+    return doc["validated"].get("fidelity" if generative(doc) else "accuracy")
+
+
 def status_line(doc: dict[str, Any]) -> str:
-    """VALID / INVALID, and which of performance and accuracy were validated."""
+    """VALID / INVALID, and which of performance and accuracy (a generative run: fidelity)
+    were validated."""
     v = doc["validated"]
     perf = {True: "performance VALID", False: "performance INVALID", None: "performance not run"}
     acc = {True: "accuracy PASS", False: "accuracy FAIL", None: "accuracy not validated"}
+    if generative(doc):
+        fid = {True: "fidelity PASS", False: "fidelity FAIL", None: "fidelity not checked"}
+        acc = dict.fromkeys(acc, f"{fid[v.get('fidelity')]}, accuracy not applicable")
     if doc["valid"]:
-        # Only a run whose performance and accuracy were both validated is a clean VALID.
-        both = v["performance"] is True and v["accuracy"] is True
+        # Only a run whose performance and answers were both validated is a clean VALID.
+        both = v["performance"] is True and correctness_validated(doc) is True
         head = "VALID" if both else "PERFORMANCE VALID" if v["performance"] else "ACCURACY PASS"
     else:
         head = "INTERRUPTED" if doc["interrupted"] else "INVALID"
@@ -119,7 +135,7 @@ def new_document(run_id: str, cfg: dict[str, Any], system: dict[str, Any]) -> di
         "valid": False,
         "invalid_reasons": [],
         "interrupted": False,
-        "validated": {"performance": None, "accuracy": None},
+        "validated": {"performance": None, "accuracy": None, "fidelity": None},
         "metrics": None,
         "accuracy": None,
         "accuracy_note": None,

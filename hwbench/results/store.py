@@ -34,8 +34,9 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #       null before: those runs were judged against the workload's published figure).
 #   8 - metrics add token timing (ttft_ms, tpot_ms, tokens_per_second, output_tokens,
 #       inter_token_p99_ms, max_stall_ms, goodput, token_bounds; null for every run without
-#       token events, and for runs before 8). backend_info adds streams. fidelity adds
-#       teacher_forced (a generative run's teacher-forced comparison; null for every other).
+#       token events, and for runs before 8). backend_info adds streams; workload_info adds
+#       generative; validated adds fidelity (fidelity.passed, null when not checked); fidelity
+#       adds teacher_forced (a generative run's teacher-forced comparison; null for every other).
 SCHEMA_VERSION = 8
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
@@ -149,6 +150,13 @@ def _to_8(doc: dict[str, Any]) -> dict[str, Any]:
         out["backend_info"] = {"streams": False, **out["backend_info"]}
     if isinstance(out.get("fidelity"), dict):
         out["fidelity"] = {"teacher_forced": None, **out["fidelity"]}
+    if isinstance(out.get("workload_info"), dict):
+        out["workload_info"] = {"generative": False, **out["workload_info"]}
+    if isinstance(out.get("validated"), dict):
+        f = out.get("fidelity")
+        passed = f.get("passed") if isinstance(f, dict) else None
+        out["validated"] = {"fidelity": None if passed is None else bool(passed),
+                            **out["validated"]}
     return out
 
 
@@ -204,7 +212,9 @@ _COLUMNS = ("run_id", "created_utc", "workload", "scenario", "backend", "mode", 
             "accuracy_passed", "system_fingerprint", "hostname", "path",
             # added for compare and history; an older index gains them by ALTER TABLE (NULL there)
             "config_hash", "setup_hash", "repeat_group", "watts", "energy_per_query_j",
-            "accuracy_value")
+            "accuracy_value",
+            # generative workloads (llm): token throughput and p99 token latencies
+            "tokens_per_second", "ttft_p99_ms", "tpot_p99_ms")
 
 
 def _row(run_dir: Path, result: dict[str, Any]) -> tuple:
@@ -219,7 +229,8 @@ def _row(run_dir: Path, result: dict[str, Any]) -> tuple:
             result["system"].get("fingerprint"), result["system"].get("hostname"), run_dir.name,
             config_hash(result), setup_hash(result), repeat_group(result),
             power_total(result).get("avg_w"), power_total(result).get("energy_per_query_j"),
-            acc.get("value"))
+            acc.get("value"), m.get("tokens_per_second"), (m.get("ttft_ms") or {}).get("p99"),
+            (m.get("tpot_ms") or {}).get("p99"))
 
 
 def _ensure_columns(db: sqlite3.Connection) -> None:

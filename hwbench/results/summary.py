@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwbench.results.document import status_line
+from hwbench.results.document import correctness_validated, generative, status_line
 from hwbench.quality.robustness import grid
 from hwbench.tables import table
 from hwbench.telemetry.rows import power_rows, telemetry_rows
@@ -36,8 +36,9 @@ def summary_text(doc: dict[str, Any]) -> str:
         lines += _server_headlines(m)
     # MLPerf's parsers read the first word; the rest says what was not validated.
     qualifier = ""
-    if doc["valid"] and doc["validated"]["accuracy"] is not True:
-        qualifier = " (performance only: accuracy not validated)"
+    if doc["valid"] and correctness_validated(doc) is not True:
+        qualifier = (" (performance only: fidelity not checked)" if generative(doc)
+                     else " (performance only: accuracy not validated)")
     lines.append(f"Result is : {'VALID' if doc['valid'] else 'INVALID'}{qualifier}")
     if m:
         lines += [f"  Min duration satisfied : {_yes(m['min_duration_met'])}",
@@ -109,11 +110,17 @@ def token_verdict(m: dict[str, Any], doc: dict[str, Any]) -> list[str]:
     judged = doc.get("scenario") == "server"
     out = []
     for key, name, bound_key in (("ttft", "TTFT", "ttft_bound_s"), ("tpot", "TPOT", "tpot_bound_s")):
-        bound = lg.get(bound_key)
-        verdict = ("met" if tb[f"{key}_met"] else "NOT met") if judged and bound else \
-            "not judged (Server judges the token bounds)"
-        bound_words = f" <= {bound * 1e3:g} ms" if bound else ""
-        out.append(f"{pct} {name} {tb[f'{key}_ms']:.3f} ms{bound_words}: {verdict}")
+        bound, value = lg.get(bound_key), tb[f"{key}_ms"]
+        if not (judged and bound):
+            verdict = "not judged (Server judges the token bounds)"
+        elif tb[f"{key}_met"]:
+            verdict = "met"
+        elif value <= bound * 1e3:  # within the bound, but early stopping could not confirm it
+            verdict = "NOT met (early stopping: see the reasons)"
+        else:
+            verdict = "NOT met"
+        bound_words = f", bound {bound * 1e3:g} ms" if bound else ""
+        out.append(f"{pct} {name} {value:.3f} ms{bound_words}: {verdict}")
     return out
 
 

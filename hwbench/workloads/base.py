@@ -203,7 +203,8 @@ class Workload(ABC):
         return {"name": self.name, "description": self.description,
                 "model": str(a.path) if a else None, "model_sha256": a.sha256 if a else None,
                 "synthetic_model": self.synthetic_weights, "sample_count": self.sample_count(),
-                "dataset": str(self.dataset) if self.dataset else None}
+                "dataset": str(self.dataset) if self.dataset else None,
+                "generative": self.generative}
 
 
 def synthetic_samples(seed: int, indices: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -263,7 +263,7 @@ class Llm(Workload):
                 "model": str(self.checkpoint) if self.checkpoint else self.size,
                 "model_sha256": self._identity(), "synthetic_model": self.synthetic_weights,
                 "sample_count": self.sample_count(),
-                "dataset": str(self.dataset) if self.dataset else None,
+                "dataset": str(self.dataset) if self.dataset else None, "generative": True,
                 "llm": {"size": self.size if self.checkpoint is None else "checkpoint",
                         "seed": self.seed,
                         "config": None if cfg is None else dict(vars(cfg)),
