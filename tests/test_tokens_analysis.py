@@ -77,3 +77,16 @@ def test_report_has_a_token_timing_section(runs):
     _, _, checked = runs
     page = report.build(load_result(checked), checked)
     assert "Token timing" in page and "TTFT ms" in page and "accuracy not applicable" in page
+
+
+def test_the_runs_frame_carries_token_figures(runs):
+    pytest.importorskip("pandas")  # the analysis extra
+    from hwbench.analysis.frame import runs_frame
+
+    root, _, checked = runs
+    f = runs_frame(root)
+    row = f[f["run_id"] == load_result(checked)["run_id"]].iloc[0]
+    m = load_result(checked)["metrics"]
+    assert row["ttft_p99_ms"] == pytest.approx(m["ttft_ms"]["p99"])
+    assert row["tokens_per_second"] == pytest.approx(m["tokens_per_second"])
+    assert bool(row["fidelity_passed"]) is True
