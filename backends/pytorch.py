@@ -59,7 +59,7 @@ class TorchBackend(Backend):
         max_seqs: int = option(64, "llm: most sequences in the running batch", minimum=1)
         kv_cache_mb: int = option(512, "llm: KV-cache memory in MiB; requests wait when it is "
                                   "full", minimum=1)
-        prefill_chunk: int = option(512, "llm: most prompt tokens prefilled per iteration",
+        prefill_chunk: int = option(256, "llm: most prompt tokens prefilled per iteration",
                                     minimum=1)
 
     @classmethod

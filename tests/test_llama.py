@@ -176,3 +176,13 @@ def test_a_config_that_does_not_divide_into_heads():
 def test_the_kv_cache_budget_per_token():
     assert TINY.kv_bytes_per_token(4) == 2 * 4 * 2 * 32 * 4
     assert math.isclose(SIZES["1b"].kv_bytes_per_token(2), 32 * 1024)
+
+
+def test_the_config_is_found_beside_a_checkpoint(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({
+        "vocab_size": 97, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "intermediate_size": 48}))
+    for where in (tmp_path, tmp_path / "model.safetensors", tmp_path / "config.json"):
+        assert llama.config_from_hf(where).n_kv_heads == 2
+    with pytest.raises(ModelError, match="config.json"):
+        llama.config_from_hf(tmp_path / "elsewhere" / "model.safetensors")

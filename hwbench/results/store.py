@@ -35,7 +35,8 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #   8 - metrics add token timing (ttft_ms, tpot_ms, tokens_per_second, output_tokens,
 #       inter_token_p99_ms, max_stall_ms, goodput, token_bounds; null for every run without
 #       token events, and for runs before 8). backend_info adds streams; workload_info adds
-#       generative; validated adds fidelity (fidelity.passed, null when not checked).
+#       generative; validated adds fidelity (fidelity.passed, null when not checked); fidelity
+#       adds teacher_forced (a generative run's teacher-forced comparison; null for every other).
 SCHEMA_VERSION = 8
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
@@ -147,6 +148,8 @@ def _to_8(doc: dict[str, Any]) -> dict[str, Any]:
         out["metrics"] = {**dict.fromkeys(_ADDED_IN_8), **out["metrics"]}
     if isinstance(out.get("backend_info"), dict):
         out["backend_info"] = {"streams": False, **out["backend_info"]}
+    if isinstance(out.get("fidelity"), dict):
+        out["fidelity"] = {"teacher_forced": None, **out["fidelity"]}
     if isinstance(out.get("workload_info"), dict):
         out["workload_info"] = {"generative": False, **out["workload_info"]}
     if isinstance(out.get("validated"), dict):

@@ -192,9 +192,15 @@ def save_safetensors(weights: dict[str, Any], path: Path) -> None:
 
 
 def config_from_hf(path: Path) -> LlamaConfig:
-    """A LlamaConfig from a Hugging Face ``config.json`` of a Llama model."""
+    """A LlamaConfig from a Hugging Face ``config.json`` of a Llama model: ``path`` is the
+    config itself, a checkpoint folder holding it, or a ``.safetensors`` file beside it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    elif path.suffix == ".safetensors":
+        path = path.with_name("config.json")
     try:
-        hf = json.loads(Path(path).read_text())
+        hf = json.loads(path.read_text())
         scaling = hf.get("rope_scaling") or {}
         return LlamaConfig(
             vocab=hf["vocab_size"], dim=hf["hidden_size"], n_layers=hf["num_hidden_layers"],
@@ -328,10 +334,10 @@ class Llama:
 
     # -- the pieces ------------------------------------------------------------------------
     def _rms(self, x: Any, weight: Any) -> Any:
-        import torch
+        import torch.nn.functional as F
 
-        xf = x.float()  # as Hugging Face's LlamaRMSNorm: the statistic in fp32
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.config.norm_eps)
+        # As Hugging Face's LlamaRMSNorm: normalised in fp32, cast back, then scaled.
+        xf = F.rms_norm(x.float(), (x.shape[-1],), eps=self.config.norm_eps)
         return weight * xf.to(x.dtype)
 
     def _rotary(self, positions: Any) -> tuple[Any, Any]:
@@ -355,9 +361,9 @@ class Llama:
 
         c, hd = self.config, self.config.head_dim
         qkv = F.linear(self._rms(x, L["in_norm"]), L["wqkv"])
-        q, k, v = qkv.split([c.n_heads * hd, c.n_kv_heads * hd, c.n_kv_heads * hd], dim=-1)
-        q = self._rotate(q.view(-1, c.n_heads, hd), cos, sin)
-        k = self._rotate(k.view(-1, c.n_kv_heads, hd), cos, sin)
+        qk, v = qkv.split([(c.n_heads + c.n_kv_heads) * hd, c.n_kv_heads * hd], dim=-1)
+        qk = self._rotate(qk.reshape(-1, c.n_heads + c.n_kv_heads, hd), cos, sin)  # one pass
+        q, k = qk.split([c.n_heads, c.n_kv_heads], dim=1)
         return q, k, v.view(-1, c.n_kv_heads, hd)
 
     def _rest(self, L: dict[str, Any], x: Any, attn: Any) -> Any:
