@@ -95,7 +95,7 @@ def _token_stats(m: dict[str, Any], doc: dict[str, Any]) -> list[str]:
     out += [f"Inter-token latency p99 (ns)    : {m['inter_token_p99_ms'] * 1e6:.0f}",
             f"Longest stall in a response (ns): {m['max_stall_ms'] * 1e6:.0f}",
             f"Goodput (requests/s in bounds)  : {m['goodput']['requests_per_second']:.3f}"]
-    out += [f"{line}" for line in token_verdict(m, doc)]
+    out += token_verdict(m, doc)
     return out
 
 
