@@ -206,3 +206,27 @@ def test_schema_7_fidelity_gains_a_null_teacher_forced(tmp_path):
     doc = load_result(tmp_path)
     assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["fidelity"] == {"teacher_forced": None, "passed": True, "max_rel_error": 0.0}
+
+
+def test_a_kv_cache_that_holds_no_block_is_exit_2_before_the_model_is_built():
+    """The 8b's block of 16 tokens takes 2 MiB in bf16: 1 MiB holds none (checked before its
+    8 billion weights would be drawn)."""
+    from hwbench.errors import UsageError
+
+    backend = TorchBackend(TorchBackend.parse_options((("kv_cache_mb", "1"), ("dtype", "bf16"))))
+    with pytest.raises(UsageError, match="kv_cache_mb=1 holds no block"):
+        backend.load(Llm(model="8b").artifact())
+
+
+def test_the_onnx_path_does_not_stream():
+    from hwbench.errors import ModelError
+    from hwbench.workloads.tiny import Tiny
+
+    backend = TorchBackend(TorchBackend.parse_options((("threads", "1"),)))
+    backend.load(Tiny().artifact())
+    try:
+        assert backend.info().streams is False
+        with pytest.raises(ModelError, match="llm workload"):
+            backend.serve(None, False)
+    finally:
+        backend.close()
