@@ -332,3 +332,17 @@ def test_requests_are_seeded_and_a_dataset_replaces_them(tmp_path):
     reqs = Llm(dataset=str(path)).requests()
     assert [r.prompt.tolist() for r in reqs] == [[5, 6], [7, 8, 9]]
     assert [r.output_tokens for r in reqs] == [4, 1]
+
+
+def test_token_bounds_enter_the_configuration_hash_and_nothing_else_moves():
+    from hwbench.results.identity import comparability_key, config_hash
+
+    doc = {"workload": "llm", "scenario": "server", "mode": "performance",
+           "settings": {"config": {"profile": "quick"},
+                        "loadgen": {"scenario": "Server", "server_target_qps": 2.0}}}
+    plain = config_hash(doc)
+    assert "token_bounds_s" not in comparability_key(doc)
+    doc["settings"]["loadgen"].update(ttft_bound_s=0.5, tpot_bound_s=0.05)
+    strict = json.loads(json.dumps(doc))
+    strict["settings"]["loadgen"]["tpot_bound_s"] = 0.015
+    assert len({plain, config_hash(doc), config_hash(strict)}) == 3

@@ -235,7 +235,9 @@ class Run:
 
     def _windows(self, s) -> None:
         """Latency per window; for non-stationary arrivals, the verdict per window too."""
-        judge = not self.arrivals.stationary
+        # A generative run's bounds are per token, judged over the whole run: no query latency
+        # bound to judge a window against (unless --latency-bound-ms gave one).
+        judge = not self.arrivals.stationary and s.latency_bound_s > 0
         section = windows.latency_windows(self.samples["samples.npz"], self.cfg.window_s,
                                           s.latency_bound_s, s.target_latency_percentile, judge)
         section["arrivals"] = self.arrivals.describe()

@@ -95,7 +95,7 @@ def _token_stats(m: dict[str, Any], doc: dict[str, Any]) -> list[str]:
     out += [f"Inter-token latency p99 (ns)    : {m['inter_token_p99_ms'] * 1e6:.0f}",
             f"Longest stall in a response (ns): {m['max_stall_ms'] * 1e6:.0f}",
             f"Goodput (requests/s in bounds)  : {m['goodput']['requests_per_second']:.3f}"]
-    out += [f"{line}" for line in token_verdict(m, doc)]
+    out += token_verdict(m, doc)
     return out
 
 
@@ -242,7 +242,9 @@ def _window_rows(lw: dict[str, Any] | None) -> list[tuple[str, str]]:
     params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                        for k, v in arr.items() if k not in skip)
     rows = [("arrivals", f"{arr.get('kind', 'poisson')}" + (f" ({params})" if params else "")
-             + ("" if arr.get("stationary", True) else "; not stationary: judged per window"))]
+             + ("" if arr.get("stationary", True) else "; not stationary: judged per window"
+                if lw.get("judged", True) else "; not stationary (no latency bound to judge "
+                "windows on)"))]
     seen = [w for w in lw["windows"] if w["p99_ms"] is not None]
     if len(seen) > 1:
         worst = max(seen, key=lambda w: w["p99_ms"])
