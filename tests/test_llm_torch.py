@@ -230,3 +230,34 @@ def test_the_onnx_path_does_not_stream():
             backend.serve(None, False)
     finally:
         backend.close()
+
+
+class FaultyTorch(TorchBackend):
+    """The torch backend whose model faults at its 20th decode step (a fake fault: a device
+    that fails on demand cannot be had here); everything else is the real backend."""
+
+    name = "faulty-torch"
+
+    def _load_llm(self, artifact) -> None:
+        super()._load_llm(artifact)
+        model, real, calls = self._engine.model, self._engine.model.decode, []
+
+        def decode(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 20:
+                raise RuntimeError("CUDA error: device-side assert triggered")
+            return real(*args, **kwargs)
+
+        model.decode = decode
+
+
+def test_a_fault_in_the_serving_loop_invalidates_the_run_with_its_reason(capsys, out_dir,
+                                                                         monkeypatch):
+    from cli_helpers import register_backend
+
+    register_backend(monkeypatch, FaultyTorch)
+    code, doc = run_json(capsys, out_dir, "--workload", "llm", "--backend", "faulty-torch",
+                         *ONE, "--scenario", "server", "--target-qps", "8", *SHORT)
+    assert code == 3 and not doc["valid"]
+    assert any("device-side assert triggered" in r for r in doc["invalid_reasons"]), \
+        doc["invalid_reasons"]
