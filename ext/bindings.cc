@@ -152,6 +152,7 @@ nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
   d["interrupted"] = out.interrupted;
   d["abandoned"] = out.abandoned;
   d["start_ns"] = out.start_ns;
+  d["first_seq"] = out.first_seq;
   return d;
 }
 
@@ -159,6 +160,8 @@ nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
 }  // namespace hwbench
 
 NB_MODULE(_loadgen, m) {
+  // An id is (run tag << RUN_TAG_SHIFT) | its sequence number within the run.
+  m.attr("RUN_TAG_SHIFT") = hwbench::LoadGen::kRunTagShift;
   using namespace hwbench;
   m.doc() = "hwbench's compiled load generator (private: use hwbench.loadgen).";
 

@@ -59,6 +59,7 @@ early_stopping_min_queries = _loadgen.early_stopping_min_queries
 early_stopping_max_overlatency = _loadgen.early_stopping_max_overlatency
 spin_for_ns = _loadgen.spin_for_ns
 now_ns = LoadGen.now_ns
+RUN_TAG_SHIFT = _loadgen.RUN_TAG_SHIFT  # an id is (run tag << RUN_TAG_SHIFT) | sequence number
 
 _abandoned: list[str] = []  # every call abandoned in this process, by its reason
 

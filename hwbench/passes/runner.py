@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hwbench import backends
-from hwbench.passes import checks, peak, precision
+from hwbench.passes import checks, peak, pipeline, precision
 from hwbench.config import RunConfig
 from hwbench.errors import HwbenchError, PassStopped, UsageError
 from hwbench.passes.run import Run
@@ -89,7 +89,17 @@ def execute(cfg: RunConfig, reporter: Reporter,
 
 
 def _passes(run: Run) -> None:
-    """The passes the run's mode asks for, then the checks that follow them."""
+    """The passes the run's mode asks for, on the path(s) --pipeline names (model alone, the
+    whole pipeline, or both), then the checks that follow them."""
+    pipeline.run_passes(run, _mode_passes)
+    if not run.stopped():
+        checks.fidelity(run)
+    if run.cfg.robustness and not run.stopped():
+        checks.robustness(run)
+
+
+def _mode_passes(run: Run) -> None:
+    """The passes the run's mode asks for."""
     mode = run.cfg.mode
     if mode in ("accuracy", "both"):
         run.accuracy()
@@ -99,10 +109,6 @@ def _passes(run: Run) -> None:
         run.doc["invalid_reasons"] += list(out["summary"].invalid_reasons)
     if mode == "find-peak":
         peak.find_peak(run)
-    if not run.stopped():
-        checks.fidelity(run)
-    if run.cfg.robustness and not run.stopped():
-        checks.robustness(run)
 
 
 def _close_telemetry(run: Run) -> None:

@@ -50,12 +50,14 @@ def metrics(m: Summary, stale_completions: int = 0, spin_ns: int | None = None) 
     }
 
 
-def samples_columns(records: dict[str, np.ndarray], start_ns: int) -> dict[str, np.ndarray]:
-    """Per-sample columns with times relative to the window's start (ns)."""
+def samples_columns(records: dict[str, np.ndarray], start_ns: int,
+                    stages: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Per-sample columns with times relative to the window's start (ns); with the whole
+    pipeline, each sample's time in each stage too (hwbench.harness.pipeline.stage_columns)."""
     done = records["complete_ns"]
     return {"sample_index": records["index"], "query": records["query"],
             "issue_ns": records["issue_ns"] - start_ns,
-            "complete_ns": np.where(done != 0, done - start_ns, -1)}
+            "complete_ns": np.where(done != 0, done - start_ns, -1), **(stages or {})}
 
 
 def status_line(doc: dict[str, Any]) -> str:
@@ -100,6 +102,7 @@ def new_document(run_id: str, cfg: dict[str, Any], system: dict[str, Any]) -> di
         "telemetry": None,
         "repeat": None,
         "audit": None,
+        "pipeline": None,
         "settings": {"config": cfg},
         "backend_info": None,
         "workload_info": None,

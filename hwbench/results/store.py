@@ -32,7 +32,10 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #   6 - adds audit (hwbench audit's checks and their evidence; null for every other run).
 #   7 - accuracy adds reference_source and target_ratio (which reference the target came from;
 #       null before: those runs were judged against the workload's published figure).
-SCHEMA_VERSION = 7
+#   9 - adds pipeline (--pipeline full/both: end-to-end against model-only, stage times,
+#       utilisation, bound_by; null for a model-only run, MLPerf's timed path, as every run
+#       before it). Its migration step starts from the version before it.
+SCHEMA_VERSION = 9
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -125,6 +128,9 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc = dict(doc, schema_version=7)
         if isinstance(doc.get("accuracy"), dict):
             doc["accuracy"] = {"reference_source": None, "target_ratio": None, **doc["accuracy"]}
+    if version < SCHEMA_VERSION:  # the previous version -> 9: the model-only path, no section
+        doc = dict(doc, schema_version=SCHEMA_VERSION)
+        doc.setdefault("pipeline", None)
     return doc
 
 

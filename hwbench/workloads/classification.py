@@ -17,6 +17,7 @@ from hwbench.errors import ModelError
 from hwbench.workloads.base import AccuracyReference, AccuracyReport
 
 TARGET_RATIO = 0.99  # as MLPerf: 99% of the FP32 reference accuracy
+TOP_K = 5  # classes a classifier's post-processing returns per sample
 
 
 class Classifier:
@@ -39,6 +40,15 @@ class Classifier:
             raise ModelError(f"the model gives {rows.shape[1]} outputs per sample; {self.name} "
                              f"needs {self.num_classes} class scores")
         return rows
+
+    def postprocess(self, outputs: np.ndarray) -> np.ndarray:
+        """The top-k classes of each output row (k = 5, or every class when there are fewer),
+        best first: int64 ``(N, k)``."""
+        scores = self.class_scores(np.asarray(outputs).reshape(len(outputs), -1))
+        k = min(TOP_K, scores.shape[1])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1).astype(np.int64)
 
     def _scores(self, outputs: dict[int, np.ndarray]) -> ClassificationScores:
         labels = self.labels()

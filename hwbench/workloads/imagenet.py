@@ -142,19 +142,24 @@ def _tap_sum(src: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarr
     return out
 
 
-def decode(path: Path, fix: str = f"replace the file or remove its line from {VAL_MAP}"
-           ) -> np.ndarray:
-    """An image file as uint8 RGB ``(H, W, 3)``, as OpenCV's ``imread`` gives it (EXIF orientation
-    applied; grayscale, palette and CMYK converted to RGB; alpha dropped). A file that does not
-    decode is a DatasetError whose message ends with `fix`."""
+def decode(path: Path | bytes, fix: str = f"replace the file or remove its line from {VAL_MAP}",
+           name: str = "an encoded image") -> np.ndarray:
+    """An image file, or its bytes already in memory, as uint8 RGB ``(H, W, 3)``, as OpenCV's
+    ``imread`` gives it (EXIF orientation applied; grayscale, palette and CMYK converted to RGB;
+    alpha dropped). A file that does not decode is a DatasetError whose message ends with `fix`
+    (bytes are named by `name`)."""
+    import io
+
     from PIL import Image, ImageOps
 
+    source = io.BytesIO(path) if isinstance(path, (bytes, bytearray, memoryview)) else path
+    what = name if source is not path else path
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             img = ImageOps.exif_transpose(img)
             rgb = np.asarray(img.convert("RGB"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DatasetError(f"{path}: the image will not decode ({type(exc).__name__}: {exc}); "
+        raise DatasetError(f"{what}: the image will not decode ({type(exc).__name__}: {exc}); "
                            f"{fix}") from None
     return rgb
 

@@ -123,6 +123,24 @@ class ResNet50(Classifier, Workload):
         scale, NCHW float32. ``x / 255 * 255`` is exact in float32 for every 8-bit value."""
         return imagenet.to_model_input(images, scale=255.0)
 
+    # --- the whole pipeline ------------------------------------------------------------------
+    def encoded_unavailable(self) -> str | None:
+        if self.listing is not None:
+            return None
+        return ("resnet50 has encoded image files only with --dataset: --pipeline full and both "
+                "need --dataset (a folder of JPEGs with val_map.txt) and --model")
+
+    def encoded_samples(self, indices: np.ndarray) -> list[bytes]:
+        paths = self.listing.paths()
+        return [paths[i].read_bytes() for i in np.asarray(indices, dtype=np.int64).tolist()]
+
+    def decode_sample(self, data: bytes) -> np.ndarray:
+        return imagenet.decode(data)
+
+    def preprocess_sample(self, image: np.ndarray) -> np.ndarray:
+        """Resize (area), centre crop and MLPerf's means: ``load_samples``'s pixels exactly."""
+        return imagenet.to_model_input(imagenet.resize_crop(image)[None])[0]
+
     # --- correctness -----------------------------------------------------------------------
     def accuracy_unavailable(self) -> str | None:
         if self.listing is not None:
