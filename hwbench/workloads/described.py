@@ -143,6 +143,7 @@ class Described(Classifier, Workload):
     # --- the samples -----------------------------------------------------------------------
     def prepare(self, progress: Callable[[str], None] | None = None) -> None:
         if self._inputs is None:
+            imagenet.ready()  # the resize kernel compiled (or loaded) before anything is timed
             self._cached(progress)
 
     @cached_property
