@@ -34,7 +34,10 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #       null before: those runs were judged against the workload's published figure).
 #   9 - adds pipeline (--pipeline full/both: end-to-end against model-only, stage times,
 #       utilisation, bound_by; null for a model-only run, MLPerf's timed path, as every run
-#       before it). Its migration step starts from the version before it.
+#       before it). accuracy adds worst_class_min_support and per_class names (when the
+#       reference set names its classes); robustness's worst_class (null when no class has that
+#       many samples) adds support, and the section worst_class_min_support. Its migration
+#       step starts from the version before it.
 SCHEMA_VERSION = 9
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from hwbench.workloads.scoring import ClassificationScores, score_classification
+from hwbench.workloads.scoring import MIN_SUPPORT, ClassificationScores, score_classification
 from hwbench.errors import ModelError
 from hwbench.workloads.base import AccuracyReference, AccuracyReport
 
@@ -40,6 +40,11 @@ class Classifier:
             raise ModelError(f"the model gives {rows.shape[1]} outputs per sample; {self.name} "
                              f"needs {self.num_classes} class scores")
         return rows
+
+    def class_names(self) -> tuple[str, ...] | None:
+        """Each class's name in label order (folder names, a names file), or None when the
+        reference set does not name its classes."""
+        return None
 
     def postprocess(self, outputs: np.ndarray) -> np.ndarray:
         """The top-k classes of each output row (k = 5, or every class when there are fewer),
@@ -75,9 +80,17 @@ class Classifier:
         scores = self._scores(outputs)
         value = self._metric(scores)
         target = self.target_ratio * reference.value
+        per_class = scores.per_class
+        names = self.class_names()
+        if names is not None and len(names) == len(per_class):
+            per_class = [{**c, "name": name} for c, name in zip(per_class, names)]
+        worst = scores.worst_class()
+        if worst is not None and names is not None and len(names) == len(per_class):
+            worst = {**worst, "name": names[worst["class"]]}
         details = {"reference_source": reference.source, "target_ratio": self.target_ratio,
                    "count": scores.count, "ece": scores.ece,
-                   "per_class": scores.per_class, "worst_class": scores.worst_class(),
+                   "per_class": per_class, "worst_class": worst,
+                   "worst_class_min_support": MIN_SUPPORT,
                    "confusion": scores.confusion.tolist()}
         if self.metric != "top1":
             details["top1"] = scores.top1

@@ -218,6 +218,10 @@ class Described(Classifier, Workload):
                               self.spec.preprocess)[0]
 
     # --- correctness -----------------------------------------------------------------------
+    def class_names(self) -> tuple[str, ...] | None:
+        """The class folders' names (imagefolder) or the file's class_names, in label order."""
+        return self.classes
+
     def accuracy_reference(self) -> AccuracyReference | None:
         declared = self.spec.accuracy.reference
         if declared is None:

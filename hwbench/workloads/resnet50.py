@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from hwbench.errors import DatasetError, ModelError
-from hwbench.workloads import image_cache, imagenet
+from hwbench.workloads import image_cache, imagenet, labelled
 from hwbench.workloads.base import AccuracyReference, Workload, synthetic_samples
 from hwbench.workloads.classification import Classifier
 from hwbench.workloads.graphs import resnet50_v15
@@ -27,6 +27,7 @@ from hwbench.workloads.graphs import resnet50_v15
 OFFICIAL_MD5 = {"f6a4da60cd5f084d97efc2c1ddb10beb": "opset-11 (zenodo.org/record/4735647)",
                 "a638cf028b5870da29e09ccc2f7182e7": "opset-8 (zenodo.org/record/2592612)"}
 FP32_TOP1 = 0.76456  # MLPerf's FP32 reference top-1 for ResNet50-v1.5
+SYNSET_WORDS = "synset_words.txt"  # class names, optional, beside val_map.txt
 _FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
            onnx.TensorProto.BFLOAT16}
 
@@ -153,6 +154,19 @@ class ResNet50(Classifier, Workload):
         return ("synthetic weights and inputs: accuracy not validated (give --model MLPerf's "
                 "resnet50_v1.onnx and --dataset the ImageNet validation folder; 'digits' "
                 "validates accuracy without downloads)")
+
+    def class_names(self) -> tuple[str, ...] | None:
+        """The 1000 class names from ``synset_words.txt`` beside ``val_map.txt`` (in the same
+        Caffe archive as ``val.txt``; 'n01440764 tench, Tinca tinca' per line, label order),
+        when it is there."""
+        path = self.dataset / SYNSET_WORDS if self.dataset else None
+        if path is None or not path.is_file():
+            return None
+        names = labelled.read_class_names(path)
+        if len(names) != imagenet.NUM_CLASSES:
+            raise DatasetError(f"{path} lists {len(names)} classes, not {imagenet.NUM_CLASSES}: "
+                               "use the archive's synset_words.txt, or remove it")
+        return names
 
     def accuracy_reference(self) -> AccuracyReference | None:
         """MLPerf's published FP32 top-1 for the official model; for any other model, None: the
