@@ -49,6 +49,7 @@ class ResNet50(Classifier, Workload):
         super().__init__(model=model, dataset=dataset, seed=seed)
         # Read now, so that a malformed val_map.txt stops the run before anything starts.
         self.listing = imagenet.read_listing(self.dataset) if self.dataset else None
+        self._names = _class_names(self.dataset) if self.dataset else None
         self._images: np.ndarray | None = None
         self._probabilities = False  # the scored output is a softmax, not logits
 
@@ -156,17 +157,8 @@ class ResNet50(Classifier, Workload):
                 "validates accuracy without downloads)")
 
     def class_names(self) -> tuple[str, ...] | None:
-        """The 1000 class names from ``synset_words.txt`` beside ``val_map.txt`` (in the same
-        Caffe archive as ``val.txt``; 'n01440764 tench, Tinca tinca' per line, label order),
-        when it is there."""
-        path = self.dataset / SYNSET_WORDS if self.dataset else None
-        if path is None or not path.is_file():
-            return None
-        names = labelled.read_class_names(path)
-        if len(names) != imagenet.NUM_CLASSES:
-            raise DatasetError(f"{path} lists {len(names)} classes, not {imagenet.NUM_CLASSES}: "
-                               "use the archive's synset_words.txt, or remove it")
-        return names
+        """The 1000 class names from ``synset_words.txt`` beside ``val_map.txt``, if there."""
+        return self._names
 
     def accuracy_reference(self) -> AccuracyReference | None:
         """MLPerf's published FP32 top-1 for the official model; for any other model, None: the
@@ -196,6 +188,19 @@ class ResNet50(Classifier, Workload):
                                   "resize": imagenet.ready(),
                                   "cache": str(image_cache.cache_path(self.listing))}
         return d
+
+
+def _class_names(root: Path) -> tuple[str, ...] | None:
+    """``root/synset_words.txt`` (in the same Caffe archive as ``val.txt``: 'n01440764 tench,
+    Tinca tinca' per line, in label order), read and checked now; None when it is not there."""
+    path = root / SYNSET_WORDS
+    if not path.is_file():
+        return None
+    names = labelled.read_class_names(path)
+    if len(names) != imagenet.NUM_CLASSES:
+        raise DatasetError(f"{path} lists {len(names)} classes, not {imagenet.NUM_CLASSES}: use "
+                           "the archive's synset_words.txt, or remove it")
+    return names
 
 
 def _is_scores(out: onnx.ValueInfoProto) -> bool:
