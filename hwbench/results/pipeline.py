@@ -105,8 +105,10 @@ def summary_line(p: dict[str, Any] | None) -> str | None:
                 f"p99 {p['p99_delta_ms']:+.1f} ms, {bound}")
     e = p.get("end_to_end")
     if e:
+        alone = ("; no model-only figure to compare (its pass found no valid rate or did not "
+                 "complete)" if p.get("mode") == "both" else "")
         return (f"end-to-end {e['samples_per_second']:,.1f} samples/s, p99 "
-                f"{e['latency_ms']['p99']:.2f} ms, {bound}")
+                f"{e['latency_ms']['p99']:.2f} ms, {bound}{alone}")
     return f"whole pipeline, {bound}"
 
 
