@@ -102,6 +102,7 @@ def test_full_pipeline_times_every_stage_and_scores_its_own_outputs(capsys, out_
     acc = doc["accuracy"]
     assert acc["passed"] and acc["value"] == acc["reference"]  # the embedded model's own top-1
     p = doc["pipeline"]
+    assert p["answers_top1"] == acc["value"]  # the post-processed answers are what was scored
     assert p["mode"] == "full" and p["model_only"] is None and p["throughput_ratio"] is None
     assert p["end_to_end"]["samples_per_second"] == doc["metrics"]["samples_per_second"]
     assert set(p["stages_ms"]) == set(section.STAGES)
@@ -232,3 +233,9 @@ def test_resnet50_full_pipeline_on_jpegs(capsys, out_dir, tmp_path):
     ref = doc["accuracy"]
     assert ref["count"] == 9 and ref["value"] == ref["reference"]  # the FP32 model's own
     assert doc["pipeline"]["stages_ms"]["decode"]["mean"] > 0
+
+
+def test_an_audit_refuses_a_pipeline_it_would_not_run(capsys, out_dir):
+    code, out, err = cli(capsys, "audit", "--workload", "digits", "--backend", "null",
+                         "--pipeline", "full", "--output", str(out_dir))
+    assert code == 2 and "drop --pipeline" in err and len(err.strip().splitlines()) == 1, err

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
+
 from hwbench.passes import peak
 from hwbench.passes.run import Run
 from hwbench.results import pipeline as section
@@ -77,4 +79,17 @@ def _section(run: Run, model_only: dict[str, Any] | None) -> dict[str, Any]:
         end_to_end["valid"] = bool(doc["validated"]["performance"])
     workers = {"preprocess_workers": run.cfg.preprocess_workers,
                "instances": run.cfg.instances}
-    return section.section(run.cfg.pipeline, cols, workers, end_to_end, model_only)
+    out = section.section(run.cfg.pipeline, cols, workers, end_to_end, model_only)
+    out["answers_top1"] = _answers_top1(run)
+    return out
+
+
+def _answers_top1(run: Run) -> float | None:
+    """Top-1 of the post-processed answers the accuracy pass's timed path returned (each
+    sample's first class), against the labels: the figure a user of the pipeline gets, which
+    must equal the scored top-1."""
+    answers, labels = run.accuracy_answers, run.workload.labels()
+    if not answers or labels is None or len(answers) != len(labels):
+        return None
+    first = [int(np.asarray(answers[i]).reshape(-1)[0]) for i in range(len(labels))]
+    return float(np.mean(np.array(first) == labels))

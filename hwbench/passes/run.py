@@ -84,6 +84,7 @@ class Run:
         self.artifact: backends.ModelArtifact | None = None  # the model the backend runs
         self.stuck = False
         self.accuracy_outputs: dict | None = None
+        self.accuracy_answers: dict | None = None
         self.performance_outputs: dict | None = None
         # Opened now, so that a power source the user asked for fails before anything loads.
         sampled = cfg.mode != "accuracy" and cfg.telemetry_hz > 0
@@ -164,6 +165,7 @@ class Run:
         s = self.loadgen_settings(accuracy=True)
         out, sut = self.loadgen_pass(s, "accuracy", keep_outputs=True)
         self.accuracy_outputs = sut.outputs  # by sample index (hwbench.audit compares them)
+        self.accuracy_answers = getattr(sut, "answers", None)  # --pipeline full: post-processed
         self.samples["samples_accuracy.npz"] = document.samples_columns(
             out["records"], out["start_ns"], out.get("stages"))
         self.doc["invalid_reasons"] += [f"accuracy pass: {e}" for e in out["errors"]]

@@ -45,6 +45,9 @@ def execute(cfg: RunConfig, reporter: Reporter,
     the run's mode asks for (``hwbench audit`` runs its checks this way).
     """
     root = output_root(cfg.output)
+    if passes is not None and cfg.pipeline != "model":
+        raise UsageError(f"--pipeline {cfg.pipeline} is not checked by these passes (they run "
+                         "the model-only path): drop --pipeline")
     run = Run(cfg, reporter)
     try:
         source = run.workload.artifact(progress=reporter.info)
