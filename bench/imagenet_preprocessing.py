@@ -11,7 +11,8 @@ limited to one, the baseline. Then
 the cache is reloaded (memory-mapped) and MLPerf's performance sample count (1024) is loaded as
 model inputs.
 
-Figures: images per second of each, the ratio of each to the MLPerf loop, reload and load times.
+Figures: images per second of each (medians), the median and range of each round's ratio to the
+MLPerf loop in that round, reload and load times.
 
     pip install '.[test]'          # opencv-python-headless for the baseline, numba (fast)
     python bench/imagenet_preprocessing.py --images 1000 --rounds 3
@@ -123,9 +124,13 @@ def main() -> None:
                 sides[name](cache)
                 rates[name].append(a.images / (time.perf_counter() - t))
         med = {k: statistics.median(v) for k, v in rates.items()}
-        base = med["MLPerf loop (cv2) 1 thread"]
+        base = rates["MLPerf loop (cv2) 1 thread"]
         for k, v in med.items():
-            print(f"{k:34s} {v:8.1f} images/s  {v / base:5.2f}x the MLPerf loop  "
+            # each round's ratio, both sides measured in that round: a busy machine's drift
+            # between rounds cancels
+            ratios = [x / b for x, b in zip(rates[k], base)]
+            print(f"{k:34s} {v:8.1f} images/s  {statistics.median(ratios):5.2f}x the MLPerf "
+                  f"loop [{min(ratios):.2f}-{max(ratios):.2f}]  "
                   f"(rounds: {', '.join(f'{x:.1f}' for x in rates[k])})")
         reload(root)  # HWBENCH_CACHE still names the last cache built
 
