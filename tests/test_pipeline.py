@@ -239,3 +239,16 @@ def test_an_audit_refuses_a_pipeline_it_would_not_run(capsys, out_dir):
     code, out, err = cli(capsys, "audit", "--workload", "digits", "--backend", "null",
                          "--pipeline", "full", "--output", str(out_dir))
     assert code == 2 and "drop --pipeline" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_report_shows_where_the_time_goes(capsys, out_dir, tmp_path):
+    code, doc = run_json(capsys, out_dir, "--workload", "digits", "--backend", "cpu",
+                         "--pipeline", "both", "--scenario", "single-stream", *FAST)
+    out = tmp_path / "r.html"
+    code, _, err = cli(capsys, "report", str(out_dir / doc["run_id"]), "--out", str(out))
+    assert code == 0, err
+    page = out.read_text()
+    part = page.split("<h2>Whole pipeline</h2>", 1)[1].split("<h2>", 1)[0]
+    assert section.summary_line(doc["pipeline"]) in part.replace("&#x27;", "'")
+    assert "model-only" in part and "end-to-end" in part and "batch_wait" in part
+    assert part.count("<svg") == 1 and "time per stage" in part

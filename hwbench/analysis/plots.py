@@ -126,3 +126,21 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], values: np.ndarray, title:
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label=label)
     return _svg(fig)
+
+
+def stages(names: Sequence[str], mean_ms: Sequence[float], utilisation: Sequence[float | None]
+           ) -> str:
+    """Where a sample's time goes (mean ms per stage) beside how busy each working stage kept
+    its workers (utilisation; waiting stages have none)."""
+    fig, (time_ax, util_ax) = _figure(2)
+    y = np.arange(len(names))
+    time_ax.barh(y, mean_ms, color="#3b6ea5")
+    time_ax.set_yticks(y, names, fontsize=7)
+    time_ax.invert_yaxis()
+    time_ax.set(xlabel="mean ms per sample", title="time per stage")
+    busy = [np.nan if u is None else 100 * u for u in utilisation]
+    util_ax.barh(y, busy, color="#a53b3b")
+    util_ax.set_yticks(y, names, fontsize=7)
+    util_ax.invert_yaxis()
+    util_ax.set(xlabel="% of the stage's workers' time", title="utilisation", xlim=(0, 100))
+    return _svg(fig)

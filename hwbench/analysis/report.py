@@ -17,6 +17,7 @@ from hwbench.analysis.export import Table
 from hwbench.quality.robustness import worst_class_words as robustness_words
 from hwbench.workloads.scoring import MIN_SUPPORT, worst_classes
 from hwbench.results.document import status_line
+from hwbench.results.pipeline import summary_line
 from hwbench.results.summary import summary_table
 
 
@@ -80,6 +81,34 @@ def latency_windows(doc: dict[str, Any]) -> str:
                else "") + ".</p>")
     return _section("Latency per window",
                     note + plots.series(mid, cols, "ms", f"latency per {lw['window_s']:g} s window"))
+
+
+def pipeline(doc: dict[str, Any]) -> str:
+    """--pipeline full/both: the two paths side by side and each stage's time and utilisation
+    (nothing for a model-only run, MLPerf's path)."""
+    p = doc.get("pipeline")
+    if not p:
+        return ""
+    body = f"<p><b>{html.escape(summary_line(p) or '')}</b></p>"
+    paths = [(name, f) for name, f in (("model-only", p.get("model_only")),
+                                        ("end-to-end", p.get("end_to_end"))) if f]
+    if paths:
+        body += export.html_table(Table("Paths", ("path", "samples/s", "peak QPS", "p50 ms",
+                                                  "p99 ms"),
+                                        [[n, f["samples_per_second"], f.get("peak_qps"),
+                                          f["latency_ms"]["p50"], f["latency_ms"]["p99"]]
+                                         for n, f in paths]))
+    st = p.get("stages_ms") or {}
+    util = p.get("utilisation") or {}
+    if not st:
+        return _section("Whole pipeline", body + _missing("no stage was timed"))
+    names = [k for k, v in st.items() if v is not None]
+    body += export.html_table(Table("Stages (per sample; compute and post-processing per batch)",
+                                    ("stage", "mean ms", "p50 ms", "p99 ms", "utilisation"),
+                                    [[k, st[k]["mean"], st[k]["p50"], st[k]["p99"],
+                                      util.get(k, "waiting")] for k in names]))
+    body += plots.stages(names, [st[k]["mean"] for k in names], [util.get(k) for k in names])
+    return _section("Whole pipeline", body)
 
 
 def power(doc: dict[str, Any], run_dir: Path) -> str:
@@ -214,7 +243,8 @@ def build(doc: dict[str, Any], run_dir: Path) -> str:
     parts = [
         f"<p>Run <code>{html.escape(doc['run_id'])}</code>, {html.escape(doc['created_utc'])}, "
         f"hwbench {html.escape(str(doc.get('hwbench_version')))}</p>",
-        summary(doc, run_dir), latency(run_dir), latency_windows(doc), power(doc, run_dir),
+        summary(doc, run_dir), latency(run_dir), latency_windows(doc), pipeline(doc),
+        power(doc, run_dir),
         accuracy(doc, run_dir),
         keyed("Fidelity against the reference", doc.get("fidelity"), "fidelity not measured"),
         robustness(doc),
