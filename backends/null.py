@@ -4,6 +4,10 @@ With ``service_time_us`` set, each sample costs exactly that long of busy-waitin
 compiled extension (GIL released), one sample after another in arrival order: a single FIFO
 worker with a fixed service time.
 
+``slowdown_pct`` plants drift: each further 1,000 samples served add that percentage of
+``service_time_us`` to every sample's cost (a system that heats up or leaks), so that a soak's
+drift check can be shown to flag one.
+
 ``cheat`` makes it a system under test that cheats, so that ``hwbench audit`` can be shown to
 catch one. Its answers are then a function of each input (the input's values, repeated to the
 output's size), and each sample costs ``service_time_us`` (200 us if unset: a cheat needs work
@@ -37,6 +41,8 @@ class NullBackend(Backend):
         service_time_us: float = option(0.0, "busy-wait per sample, in microseconds", minimum=0)
         cheat: str = option("none", "behave like a cheating system under test, for hwbench "
                             "audit to catch", choices=CHEATS)
+        slowdown_pct: float = option(0.0, "planted drift: each 1,000 samples served add this "
+                                     "percentage of service_time_us per sample", minimum=0)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -46,6 +52,8 @@ class NullBackend(Backend):
         self._shape = model.output_shape
         self._zeros = np.zeros((1, *self._shape), dtype=np.float32)
         self._spin_ns = int(self.opts.service_time_us * 1000)
+        self._slowdown = self.opts.slowdown_pct / 100.0 / 1000.0  # per sample served
+        self._served = 0
         self._cheat = self.opts.cheat
         if self._cheat != "none":
             self._spin_ns = self._spin_ns or int(CHEAT_SERVICE_US * 1000)
@@ -57,7 +65,9 @@ class NullBackend(Backend):
             return np.stack([self._cheating(x) for x in batch])
         n = len(batch)
         if self._spin_ns:
-            spin_for_ns(self._spin_ns * n)
+            grown = 1.0 + self._slowdown * self._served if self._slowdown else 1.0
+            self._served += n
+            spin_for_ns(int(self._spin_ns * grown) * n)
         if n > len(self._zeros):
             self._zeros = np.zeros((n, *self._shape), dtype=np.float32)
         return self._zeros[:n]

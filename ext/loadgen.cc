@@ -543,8 +543,8 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
   close_completions();
 
   out.records = log_.extract(first_id, end_id);
-  out.first_seq = first_id;
   out.start_ns = start_ns;
+  out.first_seq = first_id;
   out.summary = analyze(s, out.records, start_ns);
   uint64_t bad = bad_completions_.load();
   {

@@ -62,9 +62,7 @@ struct RunOutput {
   // when the run ended: it was detached, not joined, and the LoadGen is retired (see run()).
   bool abandoned = false;
   int64_t start_ns = 0;    // steady-clock time at which the measured window began
-  // Sequence number (an id without its run tag) of the first record: record i is the sample
-  // whose id's sequence number is first_seq + i (the harness keys per-sample stamps by it).
-  uint64_t first_seq = 0;
+  uint64_t first_seq = 0;  // sequence number (id without its run tag) of records' first row
 };
 
 /// \brief One load generator; one run at a time.

@@ -143,6 +143,9 @@ class RunConfig:
     # non-stationary arrivals, judged) per.
     arrivals: str = "poisson"
     window_s: float = 10.0
+    # A soak: the measured window lasts this long, and drift over it is judged per window_s
+    # (hwbench.results.drift).
+    soak_minutes: float | None = None
     performance_sample_count: int | None = None
     pipeline: str = "model"
     preprocess_workers: int = 2  # threads decoding and preprocessing in --pipeline full
@@ -174,6 +177,13 @@ class RunConfig:
         _positive("--sample-timeout", self.sample_timeout_s)
         _positive("--spin-us", self.spin_us, allow_zero=True)
         _positive("--window-s", self.window_s)
+        _positive("--soak-minutes", self.soak_minutes)
+        if self.soak_minutes is not None and self.duration_s is not None:
+            raise UsageError("--soak-minutes sets the measured window's length: give it or "
+                             "--duration, not both")
+        if self.soak_minutes is not None and self.mode == "find-peak":
+            raise UsageError("--soak-minutes holds one load for minutes; --mode find-peak "
+                             "searches many: run the soak at the rate find-peak found")
         kind = self.arrivals.partition(":")[0]
         if kind != "poisson" and self.scenario in ("single-stream", "multi-stream", "offline"):
             raise UsageError(f"--arrivals shapes Server's arrivals; {self.scenario} issues "

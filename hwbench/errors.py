@@ -28,7 +28,7 @@ EXIT_USAGE = 2           # bad input: one line naming the fix, nothing run
 EXIT_INVALID = 3         # run: completed, but invalid (the reasons are in the summary); qualify:
 #                          a run left a backend call stuck, so there is no verdict
 EXIT_QUALIFY_FAIL = 4    # qualify: at least one requirement failed
-EXIT_REGRESSION = 5      # history: the newest run regressed
+EXIT_REGRESSION = 5      # history: the newest run regressed, or the runs up to it drift
 EXIT_AUDIT_FAIL = 6      # audit: a compliance check failed
 EXIT_FLEET_PARTIAL = 7   # reserved: fleet, some of its runs did not complete
 EXIT_COMPARE_REFUSED = 8  # compare: refused (--require-audit and a run without a passed audit)

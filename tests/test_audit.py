@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from cli_helpers import cli
@@ -44,6 +45,10 @@ def test_an_honest_backend_passes_both_checks_and_exits_0(capsys, tmp_path):
                                "--backend-opt", "service_time_us=300")
     assert code == 0, (doc["invalid_reasons"], doc["audit"])
     assert checks["caching"]["passed"] and checks["sampled"]["passed"]
+    seeds = checks["alternate"]
+    assert seeds["passed"] and len(seeds["evidence"]["alternate"]) == 3, seeds
+    low, high = seeds["evidence"]["interval"]
+    assert low <= seeds["evidence"]["alternate_median"] <= high
     assert checks["sampled"]["evidence"]["samples_compared"] >= 50
     # The audit is a run like any other: written, indexed, and readable later.
     assert load_result(tmp_path / doc["run_id"])["audit"]["passed"] is True
@@ -66,3 +71,21 @@ def test_schema_5_results_are_unaudited(tmp_path):
     (tmp_path / "result.json").write_text(json.dumps({"schema_version": 5, "run_id": "r"}))
     doc = load_result(tmp_path)
     assert doc["schema_version"] == SCHEMA_VERSION and doc["audit"] is None
+
+
+def test_alternate_seed_verdict_has_its_stated_false_alarm_rate_and_catches_a_tuned_seed():
+    """TEST05's verdict on planted figures: passes of one process (CV 2%, as a run's throughput
+    varies here) land inside the interval at least 95% of the time (measured: 98.5%); a system
+    30% faster on the configured seeds than on any other is caught (three pairs catch a 20%
+    advantage 93% of the time, 15% only 80%: docs/audit.md)."""
+    from hwbench.audit import judge_seeds
+    rng = np.random.default_rng(5)
+    honest = [judge_seeds(list(rng.normal(1000, 20, 3)), list(rng.normal(1000, 20, 3)))[0]
+              for _ in range(2000)]
+    assert np.mean(honest) >= 0.95
+    tuned = [judge_seeds(list(rng.normal(1300, 26, 3)), list(rng.normal(1000, 20, 3)))[0]
+             for _ in range(2000)]
+    assert np.mean(tuned) <= 0.05
+    passed, evidence = judge_seeds([100.0, 101.0, 99.0], [80.0, 81.0, 79.0])
+    assert not passed and evidence["alternate_median"] == 80.0
+    assert evidence["interval"][0] <= 97.0  # never narrower than 3% each side

@@ -6,7 +6,11 @@ MIN_EARLIER of them),
   by more than 3 robust standard deviations (1.4826 x the median absolute deviation) AND by more
   than MIN_CHANGE of it: ordinary run-to-run noise is not flagged, nor is a change too small to
   matter when a few earlier runs happened to agree closely;
-- accuracy: its accuracy is below every earlier run's, or it failed where all earlier ones passed.
+- accuracy: its accuracy is below every earlier run's, or it failed where all earlier ones passed;
+- drift: the headline over this run and every earlier valid one (at least MIN_DRIFT_RUNS) trends
+  the worse way by a one-sided Mann-Kendall test at a 1% false-alarm rate, moving it by at least
+  5% of its median over the runs (hwbench.results.drift): a slow decline that no single run
+  shows as a regression (a filling disk, a driver update, a fan wearing out).
 An invalid run (interrupted, a backend fault, a failed check) is not judged: its figures do not
 describe the configuration, so it is marked and never makes the command exit 1.
 """
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from hwbench.analysis.export import Table
+from hwbench.results import drift
 from hwbench.tables import format_value
 
 MIN_EARLIER = 3
@@ -61,6 +66,10 @@ def flags(rows: list[dict[str, Any]]) -> list[str]:
             found.append("PERFORMANCE REGRESSION")
         if _acc_regressed(row, earlier):
             found.append("ACCURACY REGRESSION")
+        if row["metric_value"] is not None:
+            trend = drift.runs_trend([*perf, row["metric_value"]], higher)
+            if trend is not None and trend["flagged"]:
+                found.append("PERFORMANCE DRIFT")
         out.append(", ".join(found))
     return out
 
@@ -78,9 +87,12 @@ def build(rows: list[dict[str, Any]]) -> Table:
     notes = ["rule: a run regressed when it is worse than every earlier valid run of this "
              "configuration and worse than their median by more than 3 robust standard deviations "
              f"and {MIN_CHANGE:.0%} (performance), or its accuracy is below every earlier run's "
-             "(accuracy)"]
+             f"(accuracy); drift: the headline over {drift.MIN_WINDOWS} or more valid runs "
+             "trends worse (Mann-Kendall, 1% false alarms, at least 5% over the runs)"]
     if any("REGRESSION" in m for m in marks[-1:]):
         notes.append("the latest run regressed")
+    if any("DRIFT" in m for m in marks[-1:]):
+        notes.append("the runs up to the latest drift the worse way")
     return Table(title, HEADERS, body, notes)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from hwbench.analysis.profile import Requirement
+from hwbench.results import drift
 from hwbench.tables import format_value
 
 # Queries a percentile needs before it can be judged at 99% confidence (docs/loadgen.md).
@@ -88,6 +89,16 @@ def _throttling(req: Requirement, doc: dict[str, Any]) -> tuple[bool, str]:
     return True, f"no throttling during {dur:.0f} s"
 
 
+def _drift(req: Requirement, doc: dict[str, Any]) -> tuple[bool, str]:
+    d = doc.get("drift")
+    if not d:
+        return False, "not measured: the run was not a soak (give it soak_minutes)"
+    if d["flagged"] is None:
+        return False, f"not judged: {d['note']}"
+    lines = drift.describe(d)
+    return not d["flagged"], "; ".join(lines)
+
+
 def _valid(req: Requirement, doc: dict[str, Any]) -> tuple[bool, str]:
     if doc["valid"]:
         return True, "valid run"
@@ -103,7 +114,7 @@ def _simple(path: tuple[str, str], unit: str, what: str, upper: bool, missing: s
 
 _JUDGES: dict[str, Callable[[Requirement, dict[str, Any]], tuple[bool, str]]] = {
     "valid": _valid, "latency": _latency, "accuracy": _accuracy, "power": _power,
-    "memory": _memory, "no_throttling": _throttling,
+    "memory": _memory, "no_throttling": _throttling, "no_drift": _drift,
     "throughput": _simple(("metrics", "samples_per_second"), " samples/s", "throughput", False,
                           "the run has no performance figures"),
     "robustness": _simple(("robustness", "relative_drop"), "", "relative drop", True,

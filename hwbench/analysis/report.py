@@ -16,6 +16,7 @@ from hwbench.analysis import export, plots
 from hwbench.analysis.export import Table
 from hwbench.quality.robustness import worst_class_words as robustness_words
 from hwbench.workloads.scoring import MIN_SUPPORT, worst_classes
+from hwbench.results.drift import describe as describe_drift
 from hwbench.results.document import status_line
 from hwbench.results.pipeline import summary_line
 from hwbench.results.summary import summary_table
@@ -109,6 +110,30 @@ def pipeline(doc: dict[str, Any]) -> str:
                                       util.get(k, "waiting")] for k in names]))
     body += plots.stages(names, [st[k]["mean"] for k in names], [util.get(k) for k in names])
     return _section("Whole pipeline", body)
+
+
+def drift(doc: dict[str, Any]) -> str:
+    """A soak's windows: throughput (and latency, and answers' agreement) over the run, with the
+    trend tests' verdicts."""
+    d = doc.get("drift")
+    if not d:
+        return ""
+    ws = d["windows"]
+    lines = "".join(f"<p>{html.escape(line)}</p>" for line in describe_drift(d))
+    if not ws:
+        return _section("Drift over the soak", lines)
+    mid = np.array([(w["start_s"] + w["end_s"]) / 2 for w in ws])
+    body = lines + plots.series(mid, {"samples/s": np.array([w["samples_per_second"]
+                                                             for w in ws], float)},
+                                "samples/s", f"throughput per {d['window_s']:g} s window")
+    if all(w["p99_ms"] is not None for w in ws):
+        body += plots.series(mid, {"p50": np.array([w["p50_ms"] for w in ws], float),
+                                   "p99": np.array([w["p99_ms"] for w in ws], float)},
+                             "ms", f"latency per {d['window_s']:g} s window")
+    if all(w["agreement"] is not None for w in ws):
+        body += plots.series(mid, {"agreement": np.array([w["agreement"] for w in ws], float)},
+                             "fraction", "top-1 agreement with the accuracy pass per window")
+    return _section("Drift over the soak", body)
 
 
 def power(doc: dict[str, Any], run_dir: Path) -> str:
@@ -244,6 +269,7 @@ def build(doc: dict[str, Any], run_dir: Path) -> str:
         f"<p>Run <code>{html.escape(doc['run_id'])}</code>, {html.escape(doc['created_utc'])}, "
         f"hwbench {html.escape(str(doc.get('hwbench_version')))}</p>",
         summary(doc, run_dir), latency(run_dir), latency_windows(doc), pipeline(doc),
+        drift(doc),
         power(doc, run_dir),
         accuracy(doc, run_dir),
         keyed("Fidelity against the reference", doc.get("fidelity"), "fidelity not measured"),

@@ -11,10 +11,14 @@ MLPerf Inference's compliance tests, run on one configuration in one run:
   outputs; a seeded tenth of the samples (at least 200, or all) must give the same outputs under
   load as in the accuracy pass, within the tolerance of the precision the backend declares.
   Catches a system that skips or approximates work when it is busy.
+- **alternate seeds** (TEST05), last: performance passes with the configured sample and schedule seeds
+  against passes with other seeds, interleaved in pairs after one unmeasured pass of the
+  configured seeds. The median of the alternate passes must fall inside the 95% prediction
+  interval of one more pass with the configured seeds (at least +-3% wide). Catches a system
+  tuned to the published seed: its sample set, its order or its arrival times.
 
 Each check records PASS or FAIL with its evidence in the result's ``audit`` section, and the
-command exits 6 when one fails. (MLPerf's alternate-seed test, TEST05, and the LLM checks of
-TEST06 are not here yet.)
+command exits 6 when one fails. (The LLM checks of MLPerf's TEST06 are not here yet.)
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ import numpy as np
 
 from hwbench.harness.loadgen import Scenario
 from hwbench.passes import checks
-from hwbench.passes.run import Run
+from hwbench.passes.run import OFFLINE_CALIBRATION_MARGIN, OFFLINE_SAMPLE_CAP, Run
+from hwbench.results.spread import t95
 
 CACHE_TOLERANCE = 0.10   # a repeated pass may be this much faster than unique work, no more
 CACHE_PAIRS = 5          # interleaved pairs at least, judged on the median (machines are noisy)
@@ -39,6 +44,9 @@ SAMPLED_MIN = 200
 # the accuracy outputs' scale, by the precision the backend declares: the same computation,
 # batched differently, rounds differently in the last bits of that precision.
 TOLERANCE = {"fp32": 1e-4, "tf32": 5e-3, "fp16": 5e-3, "bf16": 3e-2, "int8": 1e-1, "none": 0.0}
+SEED_PAIRS = 3           # configured-seed and alternate-seed passes, interleaved
+SEED_MIN_HALF_WIDTH = 0.03  # the prediction interval is at least this wide each side (noise)
+SEED_STRIDE = 7919       # alternate seed k is the configured seed + SEED_STRIDE * k
 
 
 def audit_passes(run: Run) -> None:
@@ -46,6 +54,7 @@ def audit_passes(run: Run) -> None:
     found = [caching(run)]
     if not run.stopped():
         run.accuracy()
+    qps = 1.0
     if not run.stopped():
         qps = run.server_qps() if run.spec.loadgen_scenario == "Server" else 1.0
         out = run.performance(target_qps=qps, keep_outputs=True)
@@ -53,6 +62,9 @@ def audit_passes(run: Run) -> None:
         found.append(sampled_accuracy(run))
     if not run.stopped():
         checks.fidelity(run)
+    # Last: its passes show the system the samples the accuracy pass must see first.
+    if not run.stopped():
+        found.append(alternate_seeds(run, qps))
     run.doc["audit"] = {"passed": all(c["passed"] for c in found), "checks": found}
 
 
@@ -108,6 +120,65 @@ def caching(run: Run) -> dict[str, Any]:
         "limit": 1 + CACHE_TOLERANCE,
         "rule": "repeated-sample throughput / unique-sample throughput, median of interleaved "
                 "pairs, must not exceed the limit"})
+
+
+def alternate_seeds(run: Run, qps: float) -> dict[str, Any]:
+    """TEST05: passes with other seeds land inside the configured seeds' prediction interval."""
+    name = "alternate seeds (TEST05)"
+    s = run.loadgen_settings(target_qps=qps)
+    offline = s.scenario == Scenario.Offline
+    if offline:
+        s.offline_expected_qps = OFFLINE_CALIBRATION_MARGIN * run.calibrate()
+        s.max_query_count = s.max_query_count or OFFLINE_SAMPLE_CAP
+    base = (s.sample_seed, s.schedule_seed)
+    metric = ("samples_per_second" if offline
+              else f"p{s.target_latency_percentile * 100:g}_latency_ms")
+
+    def one(k: int, label: str) -> float | None:
+        s.sample_seed, s.schedule_seed = (base[0] + SEED_STRIDE * k, base[1] + SEED_STRIDE * k)
+        out, _ = run.loadgen_pass(s, f"audit: alternate seeds, {label}")
+        if out["errors"] or run.stopped():
+            return None
+        m = out["summary"]
+        return m.samples_per_second if offline else m.percentile_latency_ns / 1e6
+
+    if one(0, "unmeasured pass of the configured seeds") is None:
+        return _check(name, False, {"error": "an audit pass did not complete"})
+    configured: list[float] = []
+    alternate: list[float] = []
+    for i in range(SEED_PAIRS):
+        order = ((0, configured), (i + 1, alternate))
+        for k, into in (order if i % 2 == 0 else order[::-1]):
+            got = one(k, "configured seeds" if k == 0 else f"seed set {k}")
+            if got is None:
+                return _check(name, False, {"error": "an audit pass did not complete"})
+            into.append(got)
+    passed, evidence = judge_seeds(configured, alternate)
+    evidence.update(metric=metric, alternate_seeds=[
+        [base[0] + SEED_STRIDE * k, base[1] + SEED_STRIDE * k] for k in range(1, SEED_PAIRS + 1)])
+    return _check(name, passed, evidence)
+
+
+def judge_seeds(configured: list[float], alternate: list[float]) -> tuple[bool, dict[str, Any]]:
+    """TEST05's verdict on the passes' figures: the alternate passes' median inside the
+    configured passes' prediction interval."""
+    low, high = prediction_interval(configured)
+    median = statistics.median(alternate)
+    return low <= median <= high, {
+        "configured": configured, "alternate": alternate, "alternate_median": median,
+        "interval": [low, high],
+        "rule": "the median of the alternate-seed passes must lie inside the 95% prediction "
+                "interval of one more configured-seed pass (Student t, at least "
+                f"+-{SEED_MIN_HALF_WIDTH:.0%} of their mean)"}
+
+
+def prediction_interval(values: list[float]) -> tuple[float, float]:
+    """Where one more value of the same process falls with 95% probability (Student t: mean
+    +- t * sd * sqrt(1 + 1/n)), widened to at least SEED_MIN_HALF_WIDTH of the mean each side."""
+    n, mean = len(values), statistics.fmean(values)
+    sd = statistics.stdev(values) if n > 1 else 0.0
+    half = max(t95(n - 1) * sd * math.sqrt(1 + 1 / n), SEED_MIN_HALF_WIDTH * abs(mean))
+    return mean - half, mean + half
 
 
 def sampled_accuracy(run: Run) -> dict[str, Any]:

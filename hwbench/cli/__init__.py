@@ -25,7 +25,7 @@ EPILOG = """exit status (every command):
   3    run: the run completed but is invalid (the reasons are in the summary);
        qualify: a run left a backend call stuck (no verdict; what ran is written)
   4    qualify: a requirement failed
-  5    history: the newest run regressed
+  5    history: the newest run regressed, or the runs up to it drift
   6    audit: a compliance check failed (the evidence is in the result)
   7    reserved (fleet partly completed)
   8    compare: refused (--require-audit and a run without a passed audit)

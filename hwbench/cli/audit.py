@@ -17,8 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="check that the system under test does the work it claims",
                        description="Run one configuration with MLPerf-style compliance checks: "
                        "caching (a pass repeating one sample must not beat unique work by more "
-                       "than 10%%) and sampled accuracy (outputs under load must equal the "
-                       "accuracy pass's). Takes the options of 'hwbench run' but --mode and "
+                       "than 10%%), sampled accuracy (outputs under load must equal the "
+                       "accuracy pass's) and alternate seeds (passes with other seeds inside the "
+                       "configured seeds' 95%% interval). Takes the options of 'hwbench run' but --mode and "
                        "--repeat. Exit status 6 when a check fails, 3 when the run is otherwise "
                        "invalid.")
     add_run_options(p, with_mode=False)

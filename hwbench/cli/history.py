@@ -14,8 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("history", help="one configuration's runs over time",
                        description="List the runs of one configuration (workload, scenario, "
                        "settings, backend and its options, system) over time from the index, and "
-                       "flag regressions beyond run-to-run noise. Exit status 5 when the latest "
-                       "run regressed.")
+                       "flag regressions beyond run-to-run noise and drift over the runs. Exit "
+                       "status 5 when the latest run regressed or the runs up to it drift.")
     add_query_options(p)
     p.add_argument("--config", metavar="HASH", help="configuration id (from an earlier "
                    "history); default: the configuration of the newest matching run")
@@ -43,4 +43,5 @@ def handle(args: argparse.Namespace) -> int:
     print(export.terminal([table]), end="")
     if args.html:
         print(f"written to {export.write_new(args.html, history.page(rows, table))}")
-    return EXIT_REGRESSION if "REGRESSION" in history.flags(rows)[-1] else EXIT_OK
+    latest = history.flags(rows)[-1]
+    return EXIT_REGRESSION if "REGRESSION" in latest or "DRIFT" in latest else EXIT_OK

@@ -72,7 +72,11 @@ def add_run_options(p: argparse.ArgumentParser, *, with_mode: bool = True) -> No
                    "(default: %(default)s)")
     p.add_argument("--window-s", type=float, default=default("window_s"), metavar="SECONDS",
                    help="Server latency is also reported per window of this length; "
-                   "non-stationary arrivals are judged per window (default: %(default)s)")
+                   "non-stationary arrivals are judged per window, and a soak's drift "
+                   "(default: %(default)s)")
+    p.add_argument("--soak-minutes", type=float, metavar="MINUTES", help="a soak: the measured "
+                   "window lasts this long, and throughput, latency and (with --mode both) top-1 "
+                   "agreement are tested for drift per --window-s (instead of --duration)")
     p.add_argument("--spin-us", type=float, default=default("spin_us"), metavar="US",
                    help="the longest the load generator busy-waits before an arrival or for a "
                    "completion; 0: never (default: %(default)s)")
@@ -121,7 +125,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     keys = ("workload", "scenario", "backend", "profile", "model", "dataset",
             "duration_s", "max_duration_s", "min_query_count", "target_qps", "expected_qps",
             "latency_bound_ms", "batch_size", "warmup_s", "sample_timeout_s", "spin_us",
-            "arrivals", "window_s",
+            "arrivals", "window_s", "soak_minutes",
             "performance_sample_count", "seed", "output", "robustness", "robustness_samples",
             "instances", "batch_timeout_us", "precision", "pipeline", "preprocess_workers", "no_power", "rapl_root",
             "jetson_root", "telemetry_hz")

@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from hwbench.harness.loadgen import RUN_TAG_SHIFT, LoadGen, now_ns
+from hwbench.harness.outputs import Top1Log
 from hwbench.harness.workers import CLOSE_GRACE_S, SampleQueue
 from hwbench.workloads import Workload
 
@@ -107,13 +108,14 @@ class PipelineSut:
     ``issue`` and ``flush`` only queue and return. A stage or backend that raises aborts the run
     with the reason. ``close`` stops every worker; one still inside a call CLOSE_GRACE_S after
     ``close`` began is left behind and named in ``abandoned``. With ``keep_outputs`` each
-    sample's output row (what scoring reads) and its post-processed answer are kept by index.
+    sample's output row (what scoring reads) and its post-processed answer are kept by index;
+    with ``keep_top1`` each issued sample's top-1 by sequence number (a soak's drift check).
     """
 
     def __init__(self, workload: Workload, runs: list[Callable[[np.ndarray], np.ndarray]],
                  library: EncodedLibrary, loadgen: LoadGen, batch_size: int,
                  preprocess_workers: int, batch_timeout_us: float = 0.0,
-                 keep_outputs: bool = False) -> None:
+                 keep_outputs: bool = False, keep_top1: bool = False) -> None:
         self._decode = workload.decode_sample
         self._preprocess = workload.preprocess_sample
         self._postprocess = workload.postprocess
@@ -125,6 +127,7 @@ class PipelineSut:
         self._ready = ReadyQueue()
         self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
         self.answers: dict[int, np.ndarray] | None = {} if keep_outputs else None
+        self.top1: Top1Log | None = Top1Log() if keep_top1 else None  # a soak's answers
         self.error: BaseException | None = None
         self.abandoned: list[str] = []
         # Stamps, appended by each worker to lists of its own (list.append is atomic):
@@ -195,6 +198,8 @@ class PipelineSut:
                 t4 = now_ns()
                 answers = self._postprocess(out)
                 t5 = now_ns()
+                if self.top1 is not None:
+                    self.top1.put(ids, out)
                 if self.outputs is not None:
                     for it, row, ans in zip(items, np.array(out, copy=True), answers):
                         self.outputs[it.index] = row

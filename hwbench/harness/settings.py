@@ -24,6 +24,8 @@ def build(cfg: RunConfig, spec: ScenarioSpec, workload: Workload, *, accuracy: b
     s.scenario = getattr(Scenario, spec.loadgen_scenario)
     s.mode = Mode.Accuracy if accuracy else Mode.Performance
     s.min_duration_s = spec.min_duration_s if cfg.duration_s is None else cfg.duration_s
+    if cfg.soak_minutes is not None:
+        s.min_duration_s = 60.0 * cfg.soak_minutes
     s.max_duration_s = cfg.max_duration_s or 0.0
     s.min_query_count = cfg.min_query_count or spec.min_query_count
     total = workload.sample_count()

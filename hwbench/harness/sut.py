@@ -10,6 +10,7 @@ import numpy as np
 
 from hwbench.backends import Backend
 from hwbench.harness.loadgen import LoadGen
+from hwbench.harness.outputs import Top1Log
 from hwbench.harness.samples import SampleLibrary
 from hwbench.harness.workers import Instances, WorkerSut
 
@@ -19,11 +20,12 @@ class BatchingSut:
 
     ``issue`` runs on the load generator's issue thread and blocks while it computes; queries
     that fall due meanwhile are issued together on the next call. With ``keep_outputs`` each
-    sample's output is kept by sample index, for scoring.
+    sample's output is kept by sample index, for scoring; with ``keep_top1`` each issued
+    sample's top-1 class, by sequence number (a soak's drift check).
     """
 
     def __init__(self, backend: Backend, library: SampleLibrary, loadgen: LoadGen,
-                 batch_size: int, keep_outputs: bool = False) -> None:
+                 batch_size: int, keep_outputs: bool = False, keep_top1: bool = False) -> None:
         self._run = backend.run
         self._gather = library.gather
         self._complete = loadgen.complete
@@ -31,6 +33,7 @@ class BatchingSut:
         self._batch = batch_size
         self.library = library  # what the load generator loads samples through
         self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
+        self.top1: Top1Log | None = Top1Log() if keep_top1 else None
         self.error: BaseException | None = None
         # Never filled: a stuck inline call is the load generator's issue thread, which the
         # load generator itself abandons (its output's ``abandoned``).
@@ -56,6 +59,8 @@ class BatchingSut:
             out = np.array(out, copy=True)  # a backend may reuse its output buffer
             for i, row in zip(indices.tolist(), out):
                 self.outputs[i] = row
+        if self.top1 is not None:
+            self.top1.put(ids, out)
         self._complete(ids)
 
     def flush(self) -> None:
@@ -69,10 +74,12 @@ Sut = BatchingSut | WorkerSut
 
 
 def make_sut(instances: Instances, library: SampleLibrary, loadgen: LoadGen, batch_size: int,
-             batch_timeout_us: float = 0.0, keep_outputs: bool = False) -> Sut:
+             batch_timeout_us: float = 0.0, keep_outputs: bool = False,
+             keep_top1: bool = False) -> Sut:
     """Inline batches for one worker without batching delay (the fastest path); worker threads
     for several instances or a batch timeout, which must not block the issue thread."""
     if instances.workers == 1 and not batch_timeout_us:
-        return BatchingSut(instances.primary, library, loadgen, batch_size, keep_outputs)
+        return BatchingSut(instances.primary, library, loadgen, batch_size, keep_outputs,
+                           keep_top1)
     return WorkerSut(instances.runs(), library, loadgen, batch_size, batch_timeout_us,
-                     keep_outputs)
+                     keep_outputs, keep_top1)

@@ -19,6 +19,7 @@ import numpy as np
 from hwbench.backends import Backend
 from hwbench.backends.base import ModelArtifact
 from hwbench.harness.loadgen import LoadGen
+from hwbench.harness.outputs import Top1Log
 from hwbench.harness.samples import SampleLibrary
 
 # How long closing the pool waits for the workers' calls in flight, all together. The run has
@@ -137,7 +138,7 @@ class WorkerSut:
 
     def __init__(self, runs: list[Callable[[np.ndarray], np.ndarray]], library: SampleLibrary,
                  loadgen: LoadGen, batch_size: int, batch_timeout_us: float = 0.0,
-                 keep_outputs: bool = False) -> None:
+                 keep_outputs: bool = False, keep_top1: bool = False) -> None:
         self._gather = library.gather
         self._lg = loadgen
         self.library = library  # what the load generator loads samples through
@@ -145,6 +146,7 @@ class WorkerSut:
         self._wait_s = batch_timeout_us / 1e6
         self._queue = SampleQueue()
         self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
+        self.top1: Top1Log | None = Top1Log() if keep_top1 else None
         self.error: BaseException | None = None
         self.abandoned: list[str] = []  # workers left inside a call by close()
         self._threads = [threading.Thread(target=self._work, args=(run,), daemon=True,
@@ -177,6 +179,8 @@ class WorkerSut:
                 if self.outputs is not None:
                     for i, row in zip(indices.tolist(), np.array(out, copy=True)):
                         self.outputs[i] = row
+                if self.top1 is not None:
+                    self.top1.put(ids, out)
             except Exception as exc:
                 self.error = self.error or exc
                 self._lg.abort(f"system under test failed in a worker: "

@@ -1,5 +1,6 @@
 """Correctness checks that follow a run's measured passes, outside any timing: fidelity against
-the FP32 reference (every run) and robustness under corruptions (``--robustness``).
+the FP32 reference (every run), robustness under corruptions (``--robustness``) and a soak's
+drift (``--soak-minutes``).
 
 Each check fills its section of the result, or leaves it null with a note saying why. A check that
 fails (a backend fault, a model the reference cannot load) makes the run invalid with the reason
@@ -7,10 +8,14 @@ and keeps everything measured before it.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from hwbench.harness.loadgen import Scenario
 from hwbench.passes import precision
 from hwbench.passes.run import Run
 from hwbench.quality import fidelity as _fidelity
 from hwbench.quality import robustness as _robustness
+from hwbench.results import drift as _drift
 
 
 def fidelity(run: Run) -> None:
@@ -51,6 +56,35 @@ def robustness(run: Run) -> None:
         return
     run.doc["robustness"] = section
     run.files["robustness.json"] = full
+
+
+def drift(run: Run) -> None:
+    """A soak's windows and trend tests: throughput, latency and, where the accuracy pass gave
+    answers to compare with, the top-1 agreement of the soak's answers with them."""
+    cols = run.samples.get("samples.npz")
+    if cols is None or "top1" not in cols:
+        return
+    cols = dict(cols)
+    note = None
+    acc = run.accuracy_outputs
+    if not run.backend.info().computes:
+        note = (f"top-1 agreement not measured: backend {run.cfg.backend} computes nothing")
+    elif not acc:
+        note = "top-1 agreement not measured: it needs the accuracy pass's answers (--mode both)"
+    else:
+        ref = np.full(int(cols["sample_index"].max()) + 1 if len(cols["sample_index"]) else 0,
+                      -1, dtype=np.int64)
+        for i, out in acc.items():
+            if i < len(ref):
+                ref[i] = int(np.asarray(out).argmax())
+        want = ref[cols["sample_index"].astype(np.int64)] if len(ref) else np.zeros(0, np.int64)
+        got = cols["top1"].astype(np.int64)
+        cols["agrees"] = np.where((want < 0) | (got < 0), -1, (want == got).astype(np.int64))
+    offline = run.loadgen_settings().scenario == Scenario.Offline
+    section = _drift.analyse(cols, run.cfg.window_s, offline, note)
+    run.doc["drift"] = section
+    for line in _drift.describe(section):
+        run.say.info(line)
 
 
 def explain_missing(run: Run) -> None:

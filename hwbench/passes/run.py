@@ -91,9 +91,9 @@ class Run:
         self.telemetry = Session(cfg) if sampled else None
 
     # --- passes ------------------------------------------------------------------------------
-    def loadgen_pass(self, s, label: str, keep_outputs: bool = False
-                     ) -> tuple[dict, Sut | PipelineSut]:
-        sut = self._sut(keep_outputs)
+    def loadgen_pass(self, s, label: str, keep_outputs: bool = False,
+                     keep_top1: bool = False) -> tuple[dict, Sut | PipelineSut]:
+        sut = self._sut(keep_outputs, keep_top1)
         try:
             with self.say.watch(self.lg, label):
                 out = self.lg.run(sut, sut.library, s)
@@ -108,14 +108,14 @@ class Run:
             self.doc["interrupted"] = True
         return out, sut
 
-    def _sut(self, keep_outputs: bool) -> Sut | PipelineSut:
+    def _sut(self, keep_outputs: bool, keep_top1: bool) -> Sut | PipelineSut:
         cfg = self.cfg
         if not self.full:
             return make_sut(self.instances, self.library, self.lg, cfg.batch_size,
-                            cfg.batch_timeout_us, keep_outputs)
+                            cfg.batch_timeout_us, keep_outputs, keep_top1)
         return PipelineSut(self.workload, self.instances.runs(), EncodedLibrary(self.workload),
                            self.lg, cfg.batch_size, cfg.preprocess_workers,
-                           cfg.batch_timeout_us, keep_outputs)
+                           cfg.batch_timeout_us, keep_outputs, keep_top1)
 
     def _note_stuck(self, out: dict, workers: list[str]) -> None:
         """A call the pass left behind: the load generator's issue thread (its reason is already
@@ -228,6 +228,8 @@ class Run:
         self.doc["validated"]["performance"] = bool(m.valid)
         self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"],
                                                                out.get("stages"))
+        if self.cfg.soak_minutes is not None:  # each sample's answer, for the drift check
+            self.samples["samples.npz"]["top1"] = out["top1"]
         if s.scenario == Scenario.Server:
             self._windows(s)
         if self.telemetry is not None:
@@ -267,13 +269,17 @@ class Run:
         """The performance pass, with the telemetry sampler running beside it."""
         if self.telemetry is not None:
             self.telemetry.start()
+        soak = self.cfg.soak_minutes is not None
         try:
-            out, sut = self.loadgen_pass(s, "performance", keep_outputs)
+            out, sut = self.loadgen_pass(s, "soak" if soak else "performance", keep_outputs,
+                                         keep_top1=soak)
         finally:
             if self.telemetry is not None:
                 self.telemetry.stop()
         if keep_outputs:
             self.performance_outputs = sut.outputs
+        if sut.top1 is not None:
+            out["top1"] = sut.top1.window(out["first_seq"], len(out["records"]["index"]))
         return out
 
     def server_qps(self) -> float:

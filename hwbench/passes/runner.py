@@ -99,6 +99,7 @@ def _passes(run: Run) -> None:
         checks.fidelity(run)
     if run.cfg.robustness and not run.stopped():
         checks.robustness(run)
+    checks.drift(run)  # reads what the soak measured: also after an interruption
 
 
 def _mode_passes(run: Run) -> None:

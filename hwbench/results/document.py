@@ -102,6 +102,7 @@ def new_document(run_id: str, cfg: dict[str, Any], system: dict[str, Any]) -> di
         "telemetry": None,
         "repeat": None,
         "audit": None,
+        "drift": None,
         "pipeline": None,
         "settings": {"config": cfg},
         "backend_info": None,

@@ -32,6 +32,8 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #   6 - adds audit (hwbench audit's checks and their evidence; null for every other run).
 #   7 - accuracy adds reference_source and target_ratio (which reference the target came from;
 #       null before: those runs were judged against the workload's published figure).
+#   8 - adds drift (a soak's windows and trend tests, hwbench.results.drift; null for other runs
+#       and before).
 #   9 - adds pipeline (--pipeline full/both: end-to-end against model-only, stage times,
 #       utilisation, bound_by; null for a model-only run, MLPerf's timed path, as every run
 #       before it). accuracy adds worst_class_min_support and per_class names (when the
@@ -131,6 +133,9 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc = dict(doc, schema_version=7)
         if isinstance(doc.get("accuracy"), dict):
             doc["accuracy"] = {"reference_source": None, "target_ratio": None, **doc["accuracy"]}
+    if version < 8:
+        doc = dict(doc, schema_version=8)
+        doc.setdefault("drift", None)  # no soak was judged for drift before schema 8
     if version < SCHEMA_VERSION:  # the previous version -> 9: the model-only path, no section
         doc = dict(doc, schema_version=SCHEMA_VERSION)
         doc.setdefault("pipeline", None)

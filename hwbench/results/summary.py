@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from hwbench.results import pipeline
+from hwbench.results import drift
 from hwbench.results.document import status_line
 from hwbench.quality.robustness import grid
 from hwbench.tables import table
@@ -159,6 +160,7 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
                      + _audit_evidence(c["evidence"])))
     if doc.get("robustness_note") and not doc.get("robustness"):
         rows.append(("robustness", doc["robustness_note"]))
+    rows += [("drift", line) for line in drift.describe(doc.get("drift"))]
     fp = doc.get("find_peak")
     if fp:
         rows.append(("peak Server QPS", "none valid" if fp["peak_qps"] is None
@@ -183,6 +185,11 @@ def _audit_evidence(e: dict[str, Any]) -> str:
     if "median_ratio" in e:
         return (f"repeated / unique throughput {e['median_ratio']:.2f} (median of "
                 f"{len(e['ratios'])} pairs; limit {e['limit']:.2f})")
+    if "alternate_median" in e:
+        low, high = e["interval"]
+        return (f"{e['metric']} with other seeds {e['alternate_median']:,.4g} (median of "
+                f"{len(e['alternate'])}); configured seeds' 95% interval "
+                f"[{low:,.4g}, {high:,.4g}]")
     return (f"{e['mismatched']} of {e['samples_compared']} sampled outputs differ under load "
             f"(max error {e['max_error']:.2g} of scale; tolerance {e['tolerance']:g} at "
             f"{e['declared_precision']})")
