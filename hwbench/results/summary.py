@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwbench.results import pipeline
-from hwbench.results import drift
+from hwbench.results import drift, pipeline
 from hwbench.results.document import status_line
 from hwbench.quality.robustness import grid
 from hwbench.tables import table
