@@ -127,8 +127,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             "latency_bound_ms", "batch_size", "warmup_s", "sample_timeout_s", "spin_us",
             "arrivals", "window_s", "soak_minutes",
             "performance_sample_count", "seed", "output", "robustness", "robustness_samples",
-            "instances", "batch_timeout_us", "precision", "pipeline", "preprocess_workers", "no_power", "rapl_root",
-            "jetson_root", "telemetry_hz")
+            "instances", "batch_timeout_us", "precision", "pipeline", "preprocess_workers",
+            "no_power", "rapl_root", "jetson_root", "telemetry_hz")
     ptd_host, ptd_port = parse_host_port(args.ptd)
     return RunConfig(mode=getattr(args, "mode", default("mode")),
                      backend_options=parse_backend_options(args.backend_opt),
