@@ -169,6 +169,8 @@ nb::dict run(LoadGen& lg, nb::object sut, nb::object qsl, const Settings& s) {
 }  // namespace hwbench
 
 NB_MODULE(_loadgen, m) {
+  // An id is (run tag << RUN_TAG_SHIFT) | its sequence number within the run.
+  m.attr("RUN_TAG_SHIFT") = hwbench::LoadGen::kRunTagShift;
   using namespace hwbench;
   m.doc() = "hwbench's compiled load generator (private: use hwbench.loadgen).";
 

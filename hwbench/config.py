@@ -14,6 +14,10 @@ from hwbench.errors import UsageError
 SCENARIOS = ("single-stream", "multi-stream", "server", "offline")
 MODES = ("performance", "accuracy", "both", "find-peak")
 PROFILES = ("quick", "mlperf")
+# model: MLPerf's timed path (preprocessed inputs in memory -> the backend); full: from each
+# sample's encoded file through decode, preprocessing, batching, the backend and post-processing;
+# both: model, then full, on the same samples and settings (docs/pipeline.md).
+PIPELINES = ("model", "full", "both")
 PRECISIONS = ("fp32", "fp16", "int8")  # of the artifact every backend runs (hwbench.passes.precision)
 MAX_TELEMETRY_HZ = 1000.0
 MAX_SPIN_US = 10000.0  # a longer busy-wait only takes a core from the system under test
@@ -149,6 +153,8 @@ class RunConfig:
     # (hwbench.results.drift).
     soak_minutes: float | None = None
     performance_sample_count: int | None = None
+    pipeline: str = "model"
+    preprocess_workers: int = 2  # threads decoding and preprocessing in --pipeline full
     seed: int = 1
     backend_options: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     output: str | None = None
@@ -210,6 +216,7 @@ class RunConfig:
             raise UsageError(f"--min-queries must be >= 1 (got {self.min_query_count})")
         if self.performance_sample_count is not None and self.performance_sample_count < 1:
             raise UsageError("--performance-samples must be >= 1")
+        self._check_pipeline()
         if self.robustness_samples is not None:
             if self.robustness_samples < 1:
                 raise UsageError(f"--robustness-samples must be >= 1 "
@@ -218,6 +225,16 @@ class RunConfig:
                 raise UsageError("--robustness-samples limits the robustness pass: "
                                  "add --robustness")
         self._check_telemetry()
+
+    def _check_pipeline(self) -> None:
+        if self.pipeline not in PIPELINES:
+            raise UsageError(f"unknown pipeline {self.pipeline!r}: use one of "
+                             f"{', '.join(PIPELINES)}")
+        if self.preprocess_workers < 1:
+            raise UsageError(f"--preprocess-workers must be >= 1 (got {self.preprocess_workers})")
+        if self.pipeline == "both" and self.scenario == "server" and self.mode != "find-peak":
+            raise UsageError("--pipeline both in Server compares the two paths' peak rates, not "
+                             "two runs at one rate: add --mode find-peak")
 
     def _check_telemetry(self) -> None:
         _positive("--telemetry-hz", self.telemetry_hz, allow_zero=True)

@@ -373,3 +373,18 @@ def test_only_the_official_model_is_judged_against_mlperfs_figure(tmp_path, fold
                         "opset-11 (a test's stand-in)")
     ref = create("resnet50", str(model), str(root)).accuracy_reference()
     assert ref.value == 0.76456 and "official model" in ref.source
+
+
+def test_class_names_come_from_synset_words_and_a_short_file_is_refused(tmp_path, folder):
+    root, _ = folder
+    model = tmp_path / "m.onnx"
+    classifier(model, 1000, official_outputs=False)
+    assert create("resnet50", str(model), str(root)).class_names() is None
+    words = [f"n{c:08d} thing {c}" for c in range(1000)]
+    (root / "synset_words.txt").write_text("\n".join(words) + "\n")
+    names = create("resnet50", str(model), str(root)).class_names()
+    assert len(names) == 1000 and names[3] == "n00000003 thing 3"
+    (root / "synset_words.txt").write_text("\n".join(words[:999]) + "\n")
+    from hwbench.errors import DatasetError
+    with pytest.raises(DatasetError, match="lists 999 classes, not 1000"):
+        create("resnet50", str(model), str(root))

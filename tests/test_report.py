@@ -53,7 +53,43 @@ def test_report_with_contract_shaped_sections(capsys, digits_run, tmp_path):
     page = _report(capsys, run, tmp_path / "r.html")
     assert "power over time" in page and "rapl:package-0" in page and "no NVIDIA GPU" in page
     assert "gaussian_noise" in page and "severity 5" in page
-    assert "peak_rss_bytes" in page and page.count("<svg") == 4
+    assert "peak_rss_bytes" in page and page.count("<svg") == 5  # + the robustness heatmap
+    assert "top-1 by corruption and severity" in page and "robustness.json" in page
+
+
+def test_a_thousand_classes_show_the_worst_with_support_and_a_distribution(capsys, digits_run,
+                                                                          tmp_path):
+    """ImageNet-sized: 1,000 classes of 12 samples, named; class 999 has one sample, always
+    missed. The page lists the 10 worst classes of enough support (never class 999), plots the
+    spread, and leaves the full table to accuracy.json."""
+    rng = np.random.default_rng(0)
+
+    def thousand(doc):
+        rows = [{"class": c, "support": 12, "recall": float(rng.integers(3, 13) / 12),
+                 "precision": 0.9, "name": f"n{c:08d} thing {c}"} for c in range(999)]
+        rows.append({"class": 999, "support": 1, "recall": 0.0, "precision": None,
+                     "name": "n00000999 rare"})
+        doc["accuracy"].update(per_class=rows, worst_class_min_support=10)
+    run = derive(digits_run, tmp_path / "runs", thousand, "thousand")
+    page = _report(capsys, run, tmp_path / "r.html")
+    section = page.split("<h2>Accuracy</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "Worst 10 classes" in section and "1,000 classes" in section
+    assert "accuracy.json" in section and "per-class recall" in section
+    assert "n00000999 rare" not in section and section.count("<tr") < 40
+    assert "thing" in section  # listed by their names
+
+
+def test_too_few_samples_per_class_name_no_worst_class_and_say_why(capsys, digits_run,
+                                                                  tmp_path):
+    def sparse(doc):
+        doc["accuracy"].update(worst_class_min_support=10, per_class=[
+            {"class": c, "support": 1 + c % 3, "recall": float(c % 2), "precision": 1.0}
+            for c in range(40)])
+    run = derive(digits_run, tmp_path / "runs", sparse, "sparse")
+    page = _report(capsys, run, tmp_path / "r.html")
+    section = page.split("<h2>Accuracy</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "No worst classes shown: no class has 10 or more samples (the largest has 3)" \
+        in section and "Worst" not in section.replace("No worst", "")
 
 
 def test_report_never_overwrites_and_bad_dir(capsys, digits_run, tmp_path):

@@ -18,7 +18,7 @@ def test_schema_1_is_migrated_with_unmeasured_sections_null(tmp_path):
     doc = load_result(_write(tmp_path, {"schema_version": 1, "run_id": "r", "valid": True}))
     assert doc["schema_version"] == SCHEMA_VERSION
     for key in ("fidelity", "robustness", "power", "telemetry", "repeat", "latency_windows",
-                "audit", "drift"):
+                "audit", "drift", "pipeline"):
         assert doc[key] is None
     assert doc["run_id"] == "r" and doc["valid"] is True
 
@@ -37,6 +37,12 @@ def test_schema_6_accuracy_gains_an_unknown_reference_source(tmp_path):
     doc = load_result(_write(tmp_path, {"schema_version": 6, "run_id": "r", "accuracy": acc}))
     assert doc["accuracy"]["reference_source"] is None and doc["accuracy"]["target_ratio"] is None
     assert doc["accuracy"]["value"] == 0.8 and doc["schema_version"] == SCHEMA_VERSION
+
+
+def test_a_run_before_the_pipeline_section_ran_the_model_only_path(tmp_path):
+    """Before --pipeline every run timed the model alone (MLPerf's path): pipeline is null."""
+    doc = load_result(_write(tmp_path, {"schema_version": 7, "run_id": "r", "valid": True}))
+    assert doc["pipeline"] is None and doc["schema_version"] == SCHEMA_VERSION
 
 
 def test_newer_schema_is_refused_with_the_fix(tmp_path):

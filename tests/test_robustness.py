@@ -62,15 +62,34 @@ def test_report_arithmetic_on_known_predictions():
     clean = np.array([0, 0, 1, 0])  # 3 of 4
     preds = np.tile(labels, (2, 5, 1))
     preds[1, 4] = [1, 1, 1, 1]  # second corruption, severity 5: class 0 always wrong
-    section, full = robustness.report(labels, clean, preds, ["a", "b"], seed=9)
+    section, full = robustness.report(labels, clean, preds, ["a", "b"], seed=9, min_support=2)
     assert section["clean_accuracy"] == 0.75
     assert section["corruptions"]["b"]["5"] == 0.5 and section["corruptions"]["a"]["1"] == 1.0
     assert section["mean_corruption_accuracy"] == pytest.approx(0.95)
     assert section["relative_drop"] == pytest.approx(1 - 0.95 / 0.75)
     assert section["worst"] == {"corruption": "b", "severity": 5, "accuracy": 0.5}
     assert section["worst_class"] == {"class": 0, "recall": pytest.approx(0.9),
-                                      "clean_recall": 1.0}
+                                      "clean_recall": 1.0, "support": 2}
     assert full["per_class_recall"]["b"]["5"] == [0.0, 1.0]
+
+
+def test_a_class_too_small_to_judge_is_never_named_the_worst():
+    """1,000 classes, one with a single sample always missed: the worst class named is the
+    worst of those with enough samples; with none that large, none is named, and the summary
+    says why."""
+    labels = np.concatenate([np.repeat(np.arange(999), 12), [999]])
+    clean = labels.copy()
+    clean[-1] = 0  # the one-sample class: recall 0, clean 0
+    preds = np.tile(clean, (1, 5, 1))
+    preds[0, :, :12] = 1  # class 0 (12 samples) always wrong under corruption
+    section, full = robustness.report(labels, clean, preds, ["a"], seed=1)
+    assert section["worst_class"]["class"] == 0 and section["worst_class"]["support"] == 12
+    assert full["per_class_recall_under_corruption"][999] == 0.0  # kept in the full table
+    few = np.array([998] * 5 + [999])  # no class with 10 samples
+    small, _ = robustness.report(few, few, np.tile(few, (1, 5, 1)), ["a"], seed=1)
+    assert small["worst_class"] is None
+    text = robustness.grid(small)
+    assert "no worst class named: no class has 10 or more samples" in text
 
 
 def test_robustness_without_labels_is_refused_before_anything_runs(capsys, out_dir):

@@ -93,3 +93,54 @@ def confusion(matrix: Sequence[Sequence[int]]) -> str:
                         color="white" if v > m.max() / 2 else "black")
     fig.colorbar(im, ax=ax)
     return _svg(fig)
+
+
+def recall_distribution(recall: np.ndarray, support: np.ndarray, min_support: int) -> str:
+    """How per-class recall is spread over the classes: a histogram of the classes with at least
+    `min_support` samples, and of those with fewer (drawn apart: their recall is coarse)."""
+    fig, ax = _figure(1)
+    edges = np.linspace(0.0, 1.0, 21)
+    enough = support >= min_support
+    ax.hist([recall[enough], recall[~enough & (support > 0)]], bins=edges, stacked=True,
+            color=["#3b6ea5", "#c9c9c9"],
+            label=[f"{int(enough.sum())} classes with {min_support}+ samples",
+                   f"{int((~enough & (support > 0)).sum())} with fewer"])
+    ax.set(xlabel="recall", ylabel="classes", title="per-class recall", xlim=(0, 1))
+    ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def heatmap(rows: Sequence[str], cols: Sequence[str], values: np.ndarray, title: str,
+            label: str) -> str:
+    """A grid of values (rows x cols) as colours, each cell also written out."""
+    v = np.asarray(values, dtype=float)
+    fig, ax = _figure(1)
+    fig.set_size_inches(6.0, 0.35 * len(rows) + 1.4)
+    im = ax.imshow(v, cmap="RdYlGn", vmin=0.0, vmax=max(1e-9, float(np.nanmax(v))),
+                   aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    for (i, j), x in np.ndenumerate(v):
+        if not np.isnan(x):
+            ax.text(j, i, f"{x:.3f}", ha="center", va="center", fontsize=6)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label=label)
+    return _svg(fig)
+
+
+def stages(names: Sequence[str], mean_ms: Sequence[float], utilisation: Sequence[float | None]
+           ) -> str:
+    """Where a sample's time goes (mean ms per stage) beside how busy each working stage kept
+    its workers (utilisation; waiting stages have none)."""
+    fig, (time_ax, util_ax) = _figure(2)
+    y = np.arange(len(names))
+    time_ax.barh(y, mean_ms, color="#3b6ea5")
+    time_ax.set_yticks(y, names, fontsize=7)
+    time_ax.invert_yaxis()
+    time_ax.set(xlabel="mean ms per sample", title="time per stage")
+    busy = [np.nan if u is None else 100 * u for u in utilisation]
+    util_ax.barh(y, busy, color="#a53b3b")
+    util_ax.set_yticks(y, names, fontsize=7)
+    util_ax.invert_yaxis()
+    util_ax.set(xlabel="% of the stage's workers' time", title="utilisation", xlim=(0, 100))
+    return _svg(fig)

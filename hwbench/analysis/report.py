@@ -14,8 +14,11 @@ import numpy as np
 
 from hwbench.analysis import export, plots
 from hwbench.analysis.export import Table
+from hwbench.quality.robustness import worst_class_words as robustness_words
 from hwbench.results.document import generative, status_line
 from hwbench.results.drift import describe as describe_drift
+from hwbench.results.pipeline import summary_line
+from hwbench.workloads.scoring import MIN_SUPPORT, worst_classes
 from hwbench.results.summary import summary_table
 
 
@@ -108,6 +111,34 @@ def latency_windows(doc: dict[str, Any]) -> str:
                     note + plots.series(mid, cols, "ms", f"latency per {lw['window_s']:g} s window"))
 
 
+def pipeline(doc: dict[str, Any]) -> str:
+    """--pipeline full/both: the two paths side by side and each stage's time and utilisation
+    (nothing for a model-only run, MLPerf's path)."""
+    p = doc.get("pipeline")
+    if not p:
+        return ""
+    body = f"<p><b>{html.escape(summary_line(p) or '')}</b></p>"
+    paths = [(name, f) for name, f in (("model-only", p.get("model_only")),
+                                        ("end-to-end", p.get("end_to_end"))) if f]
+    if paths:
+        body += export.html_table(Table("Paths", ("path", "samples/s", "peak QPS", "p50 ms",
+                                                  "p99 ms"),
+                                        [[n, f["samples_per_second"], f.get("peak_qps"),
+                                          f["latency_ms"]["p50"], f["latency_ms"]["p99"]]
+                                         for n, f in paths]))
+    st = p.get("stages_ms") or {}
+    util = p.get("utilisation") or {}
+    if not st:
+        return _section("Whole pipeline", body + _missing("no stage was timed"))
+    names = [k for k, v in st.items() if v is not None]
+    body += export.html_table(Table("Stages (per sample; compute and post-processing per batch)",
+                                    ("stage", "mean ms", "p50 ms", "p99 ms", "utilisation"),
+                                    [[k, st[k]["mean"], st[k]["p50"], st[k]["p99"],
+                                      util.get(k, "waiting")] for k in names]))
+    body += plots.stages(names, [st[k]["mean"] for k in names], [util.get(k) for k in names])
+    return _section("Whole pipeline", body)
+
+
 def drift(doc: dict[str, Any]) -> str:
     """A soak's windows: throughput (and latency, and answers' agreement) over the run, with the
     trend tests' verdicts."""
@@ -181,17 +212,52 @@ def accuracy(doc: dict[str, Any], run_dir: Path) -> str:
                 ("reference (FP32)", acc.get("reference")), ("target", acc.get("target")),
                 ("result", "PASS" if acc.get("passed") else "FAIL"), ("samples", acc.get("count")),
                 ("expected calibration error", acc.get("ece"))])
-    per_class = acc.get("per_class") or []
-    if per_class:
-        rows = [[c.get("class"), c.get("support"), c.get("recall"), c.get("precision")]
-                for c in per_class]
-        body += export.html_table(Table("Per class", ("class", "support", "recall", "precision"),
-                                        rows))
+    body += _per_class(acc)
     full = run_dir / "accuracy.json"
     matrix = json.loads(full.read_text()).get("confusion") if full.is_file() else None
     body += plots.confusion(matrix) if matrix else _missing("no confusion matrix (accuracy.json "
                                                             "absent or without one)")
     return _section("Accuracy", body)
+
+
+FULL_TABLE_MAX = 20  # classes: more, and the report shows the worst and a distribution
+WORST_SHOWN = 10
+
+
+def _per_class(acc: dict[str, Any]) -> str:
+    """Every class of a small reference set; of a large one (ImageNet's 1,000), the worst
+    classes among those with enough samples for their recall to mean something, and the
+    spread of recall over all of them. accuracy.json keeps the full table."""
+    per_class = acc.get("per_class") or []
+    if not per_class:
+        return ""
+    named = any("name" in c for c in per_class)
+    head = ("class", *(("name",) if named else ()), "support", "recall", "precision")
+
+    def row(c: dict[str, Any]) -> list[Any]:
+        return [c.get("class"), *((c.get("name"),) if named else ()), c.get("support"),
+                c.get("recall"), c.get("precision")]
+
+    if len(per_class) <= FULL_TABLE_MAX:
+        return export.html_table(Table("Per class", head, [row(c) for c in per_class]))
+    least = acc.get("worst_class_min_support") or MIN_SUPPORT
+    worst = worst_classes(per_class, WORST_SHOWN, least)
+    note = (f"{len(per_class):,} classes: the full per-class table is in accuracy.json. ")
+    if worst:
+        body = _missing(note + f"The {len(worst)} of lowest recall among classes with {least} "
+                        "or more samples (fewer and one sample moves recall by a tenth or "
+                        "more):")
+        body += export.html_table(Table(f"Worst {len(worst)} classes", head,
+                                        [row(c) for c in worst]))
+    else:
+        body = _missing(note + f"No worst classes shown: no class has {least} or more samples "
+                        f"(the largest has {max(c['support'] for c in per_class)}), and a recall "
+                        "on fewer moves by a tenth or more with one sample.")
+    seen = [c for c in per_class if c["support"] > 0 and c["recall"] is not None]
+    if seen:
+        body += plots.recall_distribution(np.array([c["recall"] for c in seen]),
+                                          np.array([c["support"] for c in seen]), least)
+    return body
 
 
 def robustness(doc: dict[str, Any]) -> str:
@@ -208,8 +274,11 @@ def robustness(doc: dict[str, Any]) -> str:
                 ("worst", f"{worst.get('corruption')} severity {worst.get('severity')}: "
                           f"{worst.get('accuracy')}" if worst else None),
                 ("samples / seed", f"{rob.get('samples')} / {rob.get('seed')}")])
-    body += export.html_table(Table("Accuracy by corruption and severity",
-                                    ("corruption", *[f"severity {s}" for s in sev]), rows))
+    body += _missing(robustness_words(rob))
+    grid = np.array([[np.nan if v is None else v for v in r[1:]] for r in rows], dtype=float)
+    body += plots.heatmap([r[0] for r in rows], [f"severity {s}" for s in sev], grid,
+                          "top-1 by corruption and severity", "top-1")
+    body += _missing("per-class recall under every corruption and severity: robustness.json")
     return _section("Robustness", body)
 
 
@@ -232,6 +301,7 @@ def build(doc: dict[str, Any], run_dir: Path) -> str:
         f"<p>Run <code>{html.escape(doc['run_id'])}</code>, {html.escape(doc['created_utc'])}, "
         f"hwbench {html.escape(str(doc.get('hwbench_version')))}</p>",
         summary(doc, run_dir), tokens(doc, run_dir), latency(run_dir), latency_windows(doc),
+        pipeline(doc),
         drift(doc),
         power(doc, run_dir),
         accuracy(doc, run_dir),

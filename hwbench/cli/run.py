@@ -7,7 +7,8 @@ import sys
 
 from hwbench import backends, telemetry, workloads
 from hwbench.cli import repeat as repeat_cmd
-from hwbench.config import (LLM_PROFILES, MODES, PRECISIONS, PROFILES, SCENARIOS, RunConfig,
+from hwbench.config import (LLM_PROFILES, MODES, PIPELINES, PRECISIONS, PROFILES, SCENARIOS,
+                            RunConfig,
                             default, parse_backend_options, parse_host_port)
 from hwbench.harness.progress import Reporter
 from hwbench.passes.runner import execute
@@ -90,6 +91,14 @@ def add_run_options(p: argparse.ArgumentParser, *, with_mode: bool = True) -> No
     p.add_argument("--spin-us", type=float, default=default("spin_us"), metavar="US",
                    help="the longest the load generator busy-waits before an arrival or for a "
                    "completion; 0: never (default: %(default)s)")
+    p.add_argument("--pipeline", default=default("pipeline"), choices=PIPELINES,
+                   help="the timed path: model (MLPerf's: preprocessed inputs to the backend), "
+                   "full (each sample from its encoded file through decode, preprocessing, "
+                   "batching, the backend and top-k), both (model, then full; compared) "
+                   "(default: %(default)s)")
+    p.add_argument("--preprocess-workers", type=int, default=default("preprocess_workers"),
+                   metavar="N", help="threads decoding and preprocessing in --pipeline full "
+                   "(default: %(default)s)")
     p.add_argument("--performance-samples", type=int, dest="performance_sample_count",
                    metavar="N", help="samples loaded for performance mode")
     p.add_argument("--robustness", action="store_true", help="also score the reference set "
@@ -130,8 +139,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             "warmup_s", "sample_timeout_s", "spin_us",
             "arrivals", "window_s", "soak_minutes",
             "performance_sample_count", "seed", "output", "robustness", "robustness_samples",
-            "instances", "batch_timeout_us", "precision", "no_power", "rapl_root",
-            "jetson_root", "telemetry_hz")
+            "instances", "batch_timeout_us", "precision", "pipeline", "preprocess_workers",
+            "no_power", "rapl_root", "jetson_root", "telemetry_hz")
     ptd_host, ptd_port = parse_host_port(args.ptd)
     return RunConfig(mode=getattr(args, "mode", default("mode")),
                      backend_options=parse_backend_options(args.backend_opt),

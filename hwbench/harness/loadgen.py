@@ -60,6 +60,7 @@ early_stopping_max_overlatency = _loadgen.early_stopping_max_overlatency
 spin_for_ns = _loadgen.spin_for_ns
 TokenPacer = _loadgen.TokenPacer
 now_ns = LoadGen.now_ns
+RUN_TAG_SHIFT = _loadgen.RUN_TAG_SHIFT  # an id is (run tag << RUN_TAG_SHIFT) | sequence number
 
 _abandoned: list[str] = []  # every call abandoned in this process, by its reason
 

@@ -12,6 +12,7 @@ from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import PassStopped, UsageError
 from hwbench.harness import arrivals, settings
 from hwbench.harness.loadgen import LoadGen, Scenario, note_abandoned
+from hwbench.harness.pipeline import EncodedLibrary, PipelineSut
 from hwbench.harness.progress import Reporter
 from hwbench.harness.samples import make_library
 from hwbench.harness.sut import Sut, make_sut
@@ -62,11 +63,17 @@ class Run:
         if unscorable:
             raise UsageError(unscorable)
         self._check_generative(cfg)
+        no_files = cfg.pipeline != "model" and self.workload.encoded_unavailable()
+        if no_files:
+            raise UsageError(f"--pipeline {cfg.pipeline}: {no_files}")
         self.instances = Instances(lambda: backends.create(cfg.backend, cfg.backend_options),
                                    cfg.instances)
         self.backend = self.instances.primary
         self.lg = LoadGen()
         self.library = make_library(self.workload)
+        # True while the passes run the whole pipeline (--pipeline full, both's second half):
+        # each pass's SUT then starts from encoded files (hwbench.passes.pipeline sets it).
+        self.full = False
         # A workload file's run is named by the workload it describes, not by the file's path.
         name = self.workload.name
         self.doc = document.new_document(new_run_id(name, cfg.scenario, cfg.backend),
@@ -78,6 +85,7 @@ class Run:
         self.artifact: backends.ModelArtifact | None = None  # the model the backend runs
         self.stuck = False
         self.accuracy_outputs: dict | None = None
+        self.accuracy_answers: dict | None = None
         self.performance_outputs: dict | None = None
         # Opened now, so that a power source the user asked for fails before anything loads.
         sampled = cfg.mode != "accuracy" and cfg.telemetry_hz > 0
@@ -103,20 +111,30 @@ class Run:
 
     # --- passes ------------------------------------------------------------------------------
     def loadgen_pass(self, s, label: str, keep_outputs: bool = False,
-                     keep_top1: bool = False) -> tuple[dict, Sut]:
-        sut = make_sut(self.instances, self.library, self.lg, self.cfg.batch_size,
-                       self.cfg.batch_timeout_us, keep_outputs, keep_top1)
+                     keep_top1: bool = False) -> tuple[dict, Sut | PipelineSut]:
+        sut = self._sut(keep_outputs, keep_top1)
         try:
             with self.say.watch(self.lg, label):
                 out = self.lg.run(sut, sut.library, s)
         finally:
             sut.close()
+        if isinstance(sut, PipelineSut):  # each sample's time in each stage
+            out["stages"] = sut.stage_columns(out["records"], out["first_seq"])
         self._note_stuck(out, sut.abandoned)
         if sut.error is not None and not isinstance(sut.error, Exception):
             raise sut.error  # KeyboardInterrupt or SystemExit raised inside the backend
         if out["interrupted"]:
             self.doc["interrupted"] = True
         return out, sut
+
+    def _sut(self, keep_outputs: bool, keep_top1: bool) -> Sut | PipelineSut:
+        cfg = self.cfg
+        if not self.full:
+            return make_sut(self.instances, self.library, self.lg, cfg.batch_size,
+                            cfg.batch_timeout_us, keep_outputs, keep_top1)
+        return PipelineSut(self.workload, self.instances.runs(), EncodedLibrary(self.workload),
+                           self.lg, cfg.batch_size, cfg.preprocess_workers,
+                           cfg.batch_timeout_us, keep_outputs, keep_top1)
 
     def _note_stuck(self, out: dict, workers: list[str]) -> None:
         """A call the pass left behind: the load generator's issue thread (its reason is already
@@ -166,8 +184,9 @@ class Run:
         s = self.loadgen_settings(accuracy=True)
         out, sut = self.loadgen_pass(s, "accuracy", keep_outputs=True)
         self.accuracy_outputs = sut.outputs  # by sample index (hwbench.audit compares them)
-        self.samples["samples_accuracy.npz"] = document.samples_columns(out["records"],
-                                                                        out["start_ns"])
+        self.accuracy_answers = getattr(sut, "answers", None)  # --pipeline full: post-processed
+        self.samples["samples_accuracy.npz"] = document.samples_columns(
+            out["records"], out["start_ns"], out.get("stages"))
         self.doc["invalid_reasons"] += [f"accuracy pass: {e}" for e in out["errors"]]
         why_not = self.workload.accuracy_unavailable()
         if not self.backend.info().computes:
@@ -226,7 +245,8 @@ class Run:
         m = out["summary"]
         self.doc["metrics"] = document.metrics(m, out["stale_completions"], out["spin_ns"])
         self.doc["validated"]["performance"] = bool(m.valid)
-        self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"])
+        self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"],
+                                                               out.get("stages"))
         if out.get("top1") is not None:  # a soak: each sample's answer, for the drift check
             self.samples["samples.npz"]["top1"] = out["top1"]
         if s.scenario == Scenario.Server:

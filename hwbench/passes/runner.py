@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hwbench import backends
-from hwbench.passes import checks, peak, precision
+from hwbench.passes import checks, peak, pipeline, precision
 from hwbench.config import RunConfig
 from hwbench.errors import HwbenchError, PassStopped, UsageError
 from hwbench.passes.run import Run
@@ -45,6 +45,9 @@ def execute(cfg: RunConfig, reporter: Reporter,
     the run's mode asks for (``hwbench audit`` runs its checks this way).
     """
     root = output_root(cfg.output)
+    if passes is not None and cfg.pipeline != "model":
+        raise UsageError(f"--pipeline {cfg.pipeline} is not checked by these passes (they run "
+                         "the model-only path): drop --pipeline")
     run = Run(cfg, reporter)
     try:
         source = run.workload.artifact(progress=reporter.info)
@@ -89,7 +92,18 @@ def execute(cfg: RunConfig, reporter: Reporter,
 
 
 def _passes(run: Run) -> None:
-    """The passes the run's mode asks for, then the checks that follow them."""
+    """The passes the run's mode asks for, on the path(s) --pipeline names (model alone, the
+    whole pipeline, or both), then the checks that follow them."""
+    pipeline.run_passes(run, _mode_passes)
+    if not run.stopped():
+        checks.fidelity(run)
+    if run.cfg.robustness and not run.stopped():
+        checks.robustness(run)
+    checks.drift(run)  # reads what the soak measured: also after an interruption
+
+
+def _mode_passes(run: Run) -> None:
+    """The passes the run's mode asks for."""
     mode = run.cfg.mode
     if mode in ("accuracy", "both"):
         run.accuracy()
@@ -99,11 +113,6 @@ def _passes(run: Run) -> None:
         run.doc["invalid_reasons"] += list(out["summary"].invalid_reasons)
     if mode == "find-peak":
         peak.find_peak(run)
-    if not run.stopped():
-        checks.fidelity(run)
-    if run.cfg.robustness and not run.stopped():
-        checks.robustness(run)
-    checks.drift(run)  # reads what the soak measured: also after an interruption
 
 
 def _close_telemetry(run: Run) -> None:

@@ -17,6 +17,7 @@ from hwbench.quality.corruptions import CORRUPTIONS, SEVERITIES, corrupt, eight_
 from hwbench.quality.fidelity import run_in_batches
 from hwbench.tables import table
 from hwbench.workloads import Workload
+from hwbench.workloads.scoring import MIN_SUPPORT
 
 CHUNK = 256  # reference images held at once: bounds memory for large images
 MIN_BATCH = 32  # the pass is not timed, so small configured batches are raised to this
@@ -91,8 +92,9 @@ def _floats(a: np.ndarray) -> list[float | None]:
 
 
 def report(labels: np.ndarray, clean: np.ndarray, preds: np.ndarray, names: list[str],
-           seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The contract's section (result.json) and the full per-class tables (robustness.json)."""
+           seed: int, min_support: int = MIN_SUPPORT) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The contract's section (result.json) and the full per-class tables (robustness.json).
+    The worst class is named only among classes with at least `min_support` samples."""
     classes = int(max(labels.max(), clean.max(), preds.max())) + 1
     acc = (preds == labels).mean(axis=2)  # (corruption, severity)
     clean_acc = float((clean == labels).mean())
@@ -103,7 +105,8 @@ def report(labels: np.ndarray, clean: np.ndarray, preds: np.ndarray, names: list
     under = np.full(classes, np.nan)  # mean recall over every corruption and severity
     under[support > 0] = recall[..., support > 0].reshape(-1, int((support > 0).sum())).mean(0)
     clean_recall = _recall(clean, labels, classes)
-    worst_cls = int(np.nanargmin(under))
+    judged = np.where(support >= max(min_support, 1), under, np.nan)
+    worst_cls = None if np.isnan(judged).all() else int(np.nanargmin(judged))
     section = {
         "samples": len(labels), "seed": seed, "clean_accuracy": clean_acc,
         "corruptions": {n: {str(k): float(acc[i, k - 1]) for k in SEVERITIES}
@@ -111,8 +114,10 @@ def report(labels: np.ndarray, clean: np.ndarray, preds: np.ndarray, names: list
         "mean_corruption_accuracy": mean_acc,
         "relative_drop": 1 - mean_acc / clean_acc if clean_acc > 0 else None,
         "worst": {"corruption": names[c], "severity": int(s) + 1, "accuracy": float(acc[c, s])},
-        "worst_class": {"class": worst_cls, "recall": float(under[worst_cls]),
-                        "clean_recall": float(clean_recall[worst_cls])},
+        "worst_class": None if worst_cls is None else {
+            "class": worst_cls, "recall": float(under[worst_cls]),
+            "clean_recall": float(clean_recall[worst_cls]), "support": int(support[worst_cls])},
+        "worst_class_min_support": min_support,
     }
     per_class = {n: {str(k): _floats(recall[i, k - 1]) for k in SEVERITIES}
                  for i, n in enumerate(names)}
@@ -129,13 +134,23 @@ def grid(section: dict[str, Any]) -> str:
     head = ("corruption", *[f"sev {k}" for k in SEVERITIES], "mean")
     title = (f"Robustness: top-1 under corruption ({section['samples']:,} samples, "
              f"seed {section['seed']})")
-    w, wc = section["worst"], section["worst_class"]
+    w = section["worst"]
     drop = section["relative_drop"]
     lines = [table(head, rows, title=title),
              f"clean {section['clean_accuracy']:.4f} · mean under corruption "
              f"{section['mean_corruption_accuracy']:.4f} · relative drop "
              f"{'-' if drop is None else f'{drop:.1%}'}",
              f"worst: {w['corruption']} severity {w['severity']} ({w['accuracy']:.4f}) · "
-             f"worst class under corruption: {wc['class']} (recall {wc['recall']:.4f}, clean "
-             f"{wc['clean_recall']:.4f})"]
+             + worst_class_words(section)]
     return "\n".join(lines)
+
+
+def worst_class_words(section: dict[str, Any]) -> str:
+    """The worst class under corruption, or why none is named (too few samples per class)."""
+    wc = section.get("worst_class")
+    least = section.get("worst_class_min_support") or 1
+    if wc is None:
+        return (f"no worst class named: no class has {least} or more samples (a recall on fewer "
+                "moves by a tenth with one sample; per-class recall is in robustness.json)")
+    return (f"worst class under corruption (of those with {least}+ samples): {wc['class']} "
+            f"(recall {wc['recall']:.4f}, clean {wc['clean_recall']:.4f})")

@@ -77,12 +77,14 @@ def token_metrics(m: Summary) -> dict[str, Any]:
     }
 
 
-def samples_columns(records: dict[str, np.ndarray], start_ns: int) -> dict[str, np.ndarray]:
-    """Per-sample columns with times relative to the window's start (ns)."""
+def samples_columns(records: dict[str, np.ndarray], start_ns: int,
+                    stages: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Per-sample columns with times relative to the window's start (ns); with the whole
+    pipeline, each sample's time in each stage too (hwbench.harness.pipeline.stage_columns)."""
     done = records["complete_ns"]
     cols = {"sample_index": records["index"], "query": records["query"],
             "issue_ns": records["issue_ns"] - start_ns,
-            "complete_ns": np.where(done != 0, done - start_ns, -1)}
+            "complete_ns": np.where(done != 0, done - start_ns, -1), **(stages or {})}
     if "token_count" in records:  # a generative run: when each sample's tokens came
         first, last = records["first_token_ns"], records["last_token_ns"]
         cols.update(first_token_ns=np.where(first != 0, first - start_ns, -1),
@@ -150,6 +152,7 @@ def new_document(run_id: str, cfg: dict[str, Any], system: dict[str, Any]) -> di
         "repeat": None,
         "audit": None,
         "drift": None,
+        "pipeline": None,
         "settings": {"config": cfg},
         "backend_info": None,
         "workload_info": None,

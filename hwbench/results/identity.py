@@ -58,6 +58,10 @@ def comparability_key(doc: dict[str, Any]) -> dict[str, Any]:
         # A generative run is judged per token: other bounds, another verdict. Only then, so
         # every other run keeps its hash.
         key["token_bounds_s"] = [lg.get("ttft_bound_s"), lg.get("tpot_bound_s")]
+    if cfg.get("pipeline", "model") != "model":
+        # The whole pipeline times more than the model: its figures are another quantity. The
+        # model-only path (every result before --pipeline) is left out, so those keep their hashes.
+        key["pipeline"] = cfg["pipeline"]
     if info.get("workload_file"):  # only then: the built-ins' hashes stay as they were
         key["workload_file_sha256"] = info["workload_file"].get("sha256")
     if lg.get("scenario") == "Server":

@@ -36,10 +36,15 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #       and before).
 #   9 - metrics add token timing (ttft_ms, tpot_ms, tokens_per_second, output_tokens,
 #       inter_token_p99_ms, max_stall_ms, goodput, token_bounds; null for every run without
-#       token events, and for runs before 8). backend_info adds streams; workload_info adds
+#       token events, and for runs before 9). backend_info adds streams; workload_info adds
 #       generative; validated adds fidelity (fidelity.passed, null when not checked); fidelity
 #       adds teacher_forced (a generative run's teacher-forced comparison; null for every other).
-SCHEMA_VERSION = 9
+#  10 - adds pipeline (--pipeline full/both: end-to-end against model-only, stage times,
+#       utilisation, bound_by; null for a model-only run, MLPerf's timed path, as every run
+#       before it). accuracy adds worst_class_min_support and per_class names (when the
+#       reference set names its classes); robustness's worst_class (null when no class has that
+#       many samples) adds support, and the section worst_class_min_support.
+SCHEMA_VERSION = 10
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -137,6 +142,9 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc.setdefault("drift", None)  # no soak was judged for drift before schema 8
     if version < 9:
         doc = _to_9(doc)
+    if version < 10:  # the model-only path, no section
+        doc = dict(doc, schema_version=10)
+        doc.setdefault("pipeline", None)
     return doc
 
 

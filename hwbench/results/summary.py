@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwbench.results import drift
+from hwbench.results import drift, pipeline
 from hwbench.results.document import correctness_validated, generative, status_line
 from hwbench.quality.robustness import grid
 from hwbench.tables import table
@@ -75,6 +75,7 @@ def summary_text(doc: dict[str, Any]) -> str:
     lines.append(f"meets_mlperf_minimums : {doc['settings'].get('meets_mlperf_minimums')}")
     for s in doc["settings"].get("mlperf_shortfalls") or []:
         lines.append(f" * {s}")
+    lines += _pipeline_lines(doc.get("pipeline"))
     if doc.get("robustness"):
         lines += ["", _RULE, grid(doc["robustness"])]
     return "\n".join(lines) + "\n"
@@ -123,6 +124,15 @@ def token_verdict(m: dict[str, Any], doc: dict[str, Any]) -> list[str]:
         bound_words = f", bound {bound * 1e3:g} ms" if bound else ""
         out.append(f"{pct} {name} {value:.3f} ms{bound_words}: {verdict}")
     return out
+
+
+def _pipeline_lines(p: dict[str, Any] | None) -> list[str]:
+    line = pipeline.summary_line(p)
+    if line is None:
+        return []
+    return (["", _RULE, f"Whole pipeline (--pipeline {p['mode']}, {p['preprocess_workers']} "
+             f"preprocessing worker(s))", _RULE, line]
+            + [f"{k.strip():12s}: {v}" for k, v in pipeline.stage_rows(p)])
 
 
 def _server_headlines(m: dict[str, Any]) -> list[str]:
@@ -214,6 +224,10 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
     if fp:
         rows.append(("peak Server QPS", "none valid" if fp["peak_qps"] is None
                      else f"{fp['peak_qps']:,.1f} ({len(fp['steps'])} steps)"))
+    line = pipeline.summary_line(doc.get("pipeline"))
+    if line:
+        rows.append(("whole pipeline", line))
+        rows += pipeline.stage_rows(doc["pipeline"])
     rows += power_rows(doc.get("power")) + telemetry_rows(doc.get("telemetry"))
     rows.append(("MLPerf minimums", _minimums(doc["settings"])))
     for reason in doc["invalid_reasons"]:

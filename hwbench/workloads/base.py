@@ -176,6 +176,36 @@ class Workload(ABC):
         unless the workload's model adds columns, as MLPerf's 1001-class ResNet50 does)."""
         return outputs
 
+    # --- the whole pipeline (--pipeline full) ------------------------------------------------
+    # The stages of one sample's timed path when it starts from its encoded file: the harness's
+    # workers call them and take their timestamps; a stage never reads a clock.
+    def encoded_unavailable(self) -> str | None:
+        """Why this workload's samples have no encoded file to start the whole pipeline from
+        (``--pipeline full`` is then refused), or None when they have."""
+        return (f"{self.name} has no encoded image files: --pipeline full and both need "
+                "resnet50 with --dataset, digits, or a workload file with images")
+
+    def encoded_samples(self, indices: np.ndarray) -> list[bytes]:
+        """Each sample's encoded file (JPEG, PNG, ...) as its bytes, in the order of
+        ``indices``; the sample library holds these in memory for ``--pipeline full``."""
+        raise NotImplementedError(self.encoded_unavailable())
+
+    def decode_sample(self, data: bytes) -> np.ndarray:
+        """Stage 1: one encoded file -> its decoded pixels (uint8)."""
+        raise NotImplementedError(self.encoded_unavailable())
+
+    def preprocess_sample(self, image: np.ndarray) -> np.ndarray:
+        """Stage 2: decoded pixels -> one model input, float32 ``sample_shape``.
+
+        Contract: ``preprocess_sample(decode_sample(encoded_samples([i])[0]))`` equals
+        ``load_samples([i])[0]``."""
+        raise NotImplementedError(self.encoded_unavailable())
+
+    def postprocess(self, outputs: np.ndarray) -> np.ndarray:
+        """Stage 4 (after the backend's batch): model outputs -> the answer a user gets. By
+        default the outputs as they are."""
+        return outputs
+
     # --- correctness -----------------------------------------------------------------------
     def accuracy_unavailable(self) -> str | None:
         """Why accuracy cannot be validated here, or None if it can."""

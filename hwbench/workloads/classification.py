@@ -12,11 +12,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from hwbench.workloads.scoring import ClassificationScores, score_classification
+from hwbench.workloads.scoring import MIN_SUPPORT, ClassificationScores, score_classification
 from hwbench.errors import ModelError
 from hwbench.workloads.base import AccuracyReference, AccuracyReport
 
 TARGET_RATIO = 0.99  # as MLPerf: 99% of the FP32 reference accuracy
+TOP_K = 5  # classes a classifier's post-processing returns per sample
 
 
 class Classifier:
@@ -39,6 +40,20 @@ class Classifier:
             raise ModelError(f"the model gives {rows.shape[1]} outputs per sample; {self.name} "
                              f"needs {self.num_classes} class scores")
         return rows
+
+    def class_names(self) -> tuple[str, ...] | None:
+        """Each class's name in label order (folder names, a names file), or None when the
+        reference set does not name its classes."""
+        return None
+
+    def postprocess(self, outputs: np.ndarray) -> np.ndarray:
+        """The top-k classes of each output row (k = 5, or every class when there are fewer),
+        best first: int64 ``(N, k)``."""
+        scores = self.class_scores(np.asarray(outputs).reshape(len(outputs), -1))
+        k = min(TOP_K, scores.shape[1])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1).astype(np.int64)
 
     def _scores(self, outputs: dict[int, np.ndarray]) -> ClassificationScores:
         labels = self.labels()
@@ -65,9 +80,17 @@ class Classifier:
         scores = self._scores(outputs)
         value = self._metric(scores)
         target = self.target_ratio * reference.value
+        per_class = scores.per_class
+        names = self.class_names()
+        if names is not None and len(names) == len(per_class):
+            per_class = [{**c, "name": name} for c, name in zip(per_class, names)]
+        worst = scores.worst_class()
+        if worst is not None and names is not None and len(names) == len(per_class):
+            worst = {**worst, "name": names[worst["class"]]}
         details = {"reference_source": reference.source, "target_ratio": self.target_ratio,
                    "count": scores.count, "ece": scores.ece,
-                   "per_class": scores.per_class, "worst_class": scores.worst_class(),
+                   "per_class": per_class, "worst_class": worst,
+                   "worst_class_min_support": MIN_SUPPORT,
                    "confusion": scores.confusion.tolist()}
         if self.metric != "top1":
             details["top1"] = scores.top1

@@ -79,6 +79,39 @@ class Digits(Classifier, Workload):
     def preprocess_images(self, images: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(images, dtype=np.float32).reshape(-1, 1, 8, 8)
 
+    # --- the whole pipeline: the embedded digits as PNG files held in memory -------------------
+    def encoded_unavailable(self) -> str | None:
+        return None
+
+    @cached_property
+    def _png(self) -> list[bytes]:
+        """Each reference digit as a PNG file (8-bit grayscale, lossless: it decodes to the
+        embedded intensities 0..16). The set ships as one table, so the files are made here."""
+        import io
+
+        from PIL import Image
+
+        files = []
+        for image in self._reference[0]:
+            buf = io.BytesIO()
+            Image.fromarray(image).save(buf, format="PNG")
+            files.append(buf.getvalue())
+        return files
+
+    def encoded_samples(self, indices: np.ndarray) -> list[bytes]:
+        return [self._png[i] for i in np.asarray(indices, dtype=np.int64).tolist()]
+
+    def decode_sample(self, data: bytes) -> np.ndarray:
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as img:
+            return np.asarray(img)
+
+    def preprocess_sample(self, image: np.ndarray) -> np.ndarray:
+        return preprocess(image[None])[0]
+
     def accuracy_reference(self) -> AccuracyReference | None:
         """The embedded model's FP32 top-1 (its manifest); another model's is measured."""
         if self.model_path is not None:

@@ -121,7 +121,22 @@ def resize_crop(rgb: np.ndarray, side: int = RESIZE, crop: int = CROP) -> np.nda
     """uint8 ``(H, W, 3)`` -> uint8 ``(crop, crop, 3)``: the shorter side resized to `side`
     (area) and a centre crop, in one pass; only the pixels that survive the crop are computed.
     Halves round up, as OpenCV's integer path for whole-number scales does (its float path
-    rounds to nearest: ties there are rare)."""
+    rounds to nearest: ties there are rare). Compiled with numba where the ``fast`` extra is
+    installed (``area_resize``: the same pixels, 2-3x faster, GIL released), else numpy."""
+    kernel = _compiled()
+    if kernel is None:
+        return resize_crop_numpy(rgb, side, crop)
+    h, w = rgb.shape[:2]
+    out_w, out_h = resized_size(w, h, side)
+    iy, wy = _kernel_taps(h, out_h, crop)
+    ix, wx = _kernel_taps(w, out_w, crop)
+    out = np.empty((crop, crop, 3), dtype=np.uint8)
+    kernel(np.ascontiguousarray(rgb, dtype=np.uint8), iy, wy, ix, wx, int(ix.min()), out)
+    return out
+
+
+def resize_crop_numpy(rgb: np.ndarray, side: int = RESIZE, crop: int = CROP) -> np.ndarray:
+    """``resize_crop`` in numpy: the taps summed over whole rows at once."""
     h, w = rgb.shape[:2]
     out_w, out_h = resized_size(w, h, side)
     iy, wy = _crop_taps(h, out_h, crop)
@@ -130,6 +145,37 @@ def resize_crop(rgb: np.ndarray, side: int = RESIZE, crop: int = CROP) -> np.nda
     rows = _tap_sum(rgb[:, x0:x1], iy, wy)  # (224, W', 3): the crop's rows
     cols = _tap_sum(np.ascontiguousarray(rows.transpose(1, 0, 2)), ix - x0, wx)  # transposed
     return np.clip(np.floor(cols.transpose(1, 0, 2) + 0.5), 0, 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=512)
+def _kernel_taps(n_in: int, n_out: int, crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_crop_taps`` as the compiled kernel takes them: int64 and float32 ``(taps, crop)``."""
+    index, weight = _crop_taps(n_in, n_out, crop)
+    index = np.array(index, dtype=np.int64, order="C")
+    weight = np.array(weight[:, :, 0, 0], dtype=np.float32, order="C")
+    index.flags.writeable = weight.flags.writeable = False  # shared between threads
+    return index, weight
+
+
+_KERNEL: list = []  # [the compiled kernel or None], filled once
+
+
+def _compiled():
+    """The numba kernel, or None when numba is not installed (imported, and so compiled or
+    loaded from numba's cache, on the first call)."""
+    if not _KERNEL:
+        try:
+            from hwbench.workloads.area_resize import resize_crop_into
+        except ImportError:
+            resize_crop_into = None
+        _KERNEL.append(resize_crop_into)
+    return _KERNEL[0]
+
+
+def ready() -> str:
+    """Readies the resize before anything is timed (the kernel's compilation or cache load);
+    says which implementation runs: 'numba' or 'numpy'."""
+    return "numpy" if _compiled() is None else "numba"
 
 
 def _tap_sum(src: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -142,19 +188,24 @@ def _tap_sum(src: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarr
     return out
 
 
-def decode(path: Path, fix: str = f"replace the file or remove its line from {VAL_MAP}"
-           ) -> np.ndarray:
-    """An image file as uint8 RGB ``(H, W, 3)``, as OpenCV's ``imread`` gives it (EXIF orientation
-    applied; grayscale, palette and CMYK converted to RGB; alpha dropped). A file that does not
-    decode is a DatasetError whose message ends with `fix`."""
+def decode(path: Path | bytes, fix: str = f"replace the file or remove its line from {VAL_MAP}",
+           name: str = "an encoded image") -> np.ndarray:
+    """An image file, or its bytes already in memory, as uint8 RGB ``(H, W, 3)``, as OpenCV's
+    ``imread`` gives it (EXIF orientation applied; grayscale, palette and CMYK converted to RGB;
+    alpha dropped). A file that does not decode is a DatasetError whose message ends with `fix`
+    (bytes are named by `name`)."""
+    import io
+
     from PIL import Image, ImageOps
 
+    source = io.BytesIO(path) if isinstance(path, (bytes, bytearray, memoryview)) else path
+    what = name if source is not path else path
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             img = ImageOps.exif_transpose(img)
             rgb = np.asarray(img.convert("RGB"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DatasetError(f"{path}: the image will not decode ({type(exc).__name__}: {exc}); "
+        raise DatasetError(f"{what}: the image will not decode ({type(exc).__name__}: {exc}); "
                            f"{fix}") from None
     return rgb
 

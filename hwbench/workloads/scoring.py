@@ -8,6 +8,10 @@ from typing import Any
 import numpy as np
 
 ECE_BINS = 15
+# A class's recall on fewer samples than this moves by a tenth or more when one sample changes:
+# such classes stay in the full tables (accuracy.json, robustness.json) but are never named the
+# worst class, nor listed among the worst in a report.
+MIN_SUPPORT = 10
 
 
 @dataclass(frozen=True)
@@ -19,9 +23,19 @@ class ClassificationScores:
     ece: float
     count: int
 
-    def worst_class(self) -> dict[str, Any] | None:
-        seen = [c for c in self.per_class if c["support"] > 0]
-        return min(seen, key=lambda c: (c["recall"], c["class"])) if seen else None
+    def worst_class(self, min_support: int = MIN_SUPPORT) -> dict[str, Any] | None:
+        """The class of lowest recall among those with at least `min_support` samples (None
+        when no class has that many)."""
+        worst = worst_classes(self.per_class, 1, min_support)
+        return worst[0] if worst else None
+
+
+def worst_classes(per_class: list[dict[str, Any]], n: int, min_support: int = MIN_SUPPORT
+                  ) -> list[dict[str, Any]]:
+    """The `n` classes of lowest recall (then lowest index) among those with at least
+    `min_support` samples."""
+    seen = [c for c in per_class if c["support"] >= max(min_support, 1)]
+    return sorted(seen, key=lambda c: (c["recall"], c["class"]))[:n]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
