@@ -16,7 +16,7 @@ def _write(tmp_path, doc):
 
 def test_schema_1_is_migrated_with_unmeasured_sections_null(tmp_path):
     doc = load_result(_write(tmp_path, {"schema_version": 1, "run_id": "r", "valid": True}))
-    assert doc["schema_version"] == SCHEMA_VERSION == 7
+    assert doc["schema_version"] == SCHEMA_VERSION
     for key in ("fidelity", "robustness", "power", "telemetry", "repeat"):
         assert doc[key] is None
     assert doc["run_id"] == "r" and doc["valid"] is True
@@ -35,7 +35,15 @@ def test_schema_6_accuracy_gains_an_unknown_reference_source(tmp_path):
     acc = {"metric": "top1", "value": 0.8, "reference": 0.7646, "target": 0.757, "passed": True}
     doc = load_result(_write(tmp_path, {"schema_version": 6, "run_id": "r", "accuracy": acc}))
     assert doc["accuracy"]["reference_source"] is None and doc["accuracy"]["target_ratio"] is None
-    assert doc["accuracy"]["value"] == 0.8 and doc["schema_version"] == 7
+    assert doc["accuracy"]["value"] == 0.8 and doc["schema_version"] == SCHEMA_VERSION
+
+
+def test_schema_7_system_gains_a_null_node(tmp_path):
+    """Before the node was recorded no run ran on a fleet node: null, the rest kept."""
+    doc = load_result(_write(tmp_path, {"schema_version": 7, "run_id": "r",
+                                        "system": {"hostname": "h", "fingerprint": "f"}}))
+    assert doc["system"] == {"hostname": "h", "fingerprint": "f", "node": None}
+    assert doc["schema_version"] == SCHEMA_VERSION
 
 
 def test_newer_schema_is_refused_with_the_fix(tmp_path):

@@ -2,7 +2,8 @@
 
 One row per run in ``root/index.sqlite``, oldest first, with typed columns: identity (run id,
 time, workload, scenario, backend, mode, precision, batch size, instances, backend options),
-verdicts, throughput and latency percentiles, power and energy, accuracy, the system, and the
+verdicts, throughput and latency percentiles, power and energy, accuracy, the system (and the
+fleet node a fleet run ran on), and the
 comparability hashes. Figures a run did not measure are missing (NaN / <NA>), never 0.
 
 pandas (and pyarrow, for parquet) come with the ``analysis`` extra: ``pip install
@@ -16,7 +17,7 @@ from typing import Any
 
 from hwbench.errors import UsageError
 from hwbench.results.identity import config_hash, power_total, run_config, setup_hash
-from hwbench.results.store import list_runs, load_result
+from hwbench.results.store import list_runs, load_result, node_name
 
 INSTALL = "pip install 'hwbench[analysis]'"
 
@@ -32,7 +33,7 @@ COLUMNS: dict[str, str] = {
     "latency_p999_ms": "Float64", "duration_s": "Float64", "avg_w": "Float64",
     "energy_per_sample_j": "Float64", "samples_per_s_per_w": "Float64",
     "accuracy_metric": "string", "accuracy_value": "Float64", "hostname": "string",
-    "system_fingerprint": "string", "cpu": "string", "config_hash": "string",
+    "system_fingerprint": "string", "node": "string", "cpu": "string", "config_hash": "string",
     "setup_hash": "string", "path": "string",
 }
 
@@ -76,7 +77,7 @@ def _row(doc: dict[str, Any], path: Path) -> dict[str, Any]:
         "accuracy_metric": acc.get("metric") if acc else None,
         "accuracy_value": acc.get("value") if acc else None,
         "hostname": system.get("hostname"), "system_fingerprint": system.get("fingerprint"),
-        "cpu": system.get("cpu_model"),
+        "node": node_name(doc), "cpu": system.get("cpu_model"),
         "config_hash": config_hash(doc), "setup_hash": setup_hash(doc), "path": str(path),
     }
 

@@ -32,7 +32,8 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #   6 - adds audit (hwbench audit's checks and their evidence; null for every other run).
 #   7 - accuracy adds reference_source and target_ratio (which reference the target came from;
 #       null before: those runs were judged against the workload's published figure).
-SCHEMA_VERSION = 7
+#   10 - system adds node (the cluster node a fleet run ran on; null for every other run).
+SCHEMA_VERSION = 10
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -125,7 +126,17 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc = dict(doc, schema_version=7)
         if isinstance(doc.get("accuracy"), dict):
             doc["accuracy"] = {"reference_source": None, "target_ratio": None, **doc["accuracy"]}
+    if version < 10:  # from the previous version
+        doc = _to_10(doc)
     return doc
+
+
+def _to_10(doc: dict[str, Any]) -> dict[str, Any]:
+    """-> 10: no run before it ran on a fleet node, so its node is null."""
+    out = dict(doc, schema_version=10)
+    if isinstance(out.get("system"), dict):
+        out["system"] = {**out["system"], "node": out["system"].get("node")}
+    return out
 
 
 def _to_2(doc: dict[str, Any]) -> dict[str, Any]:
@@ -180,7 +191,7 @@ _COLUMNS = ("run_id", "created_utc", "workload", "scenario", "backend", "mode", 
             "accuracy_passed", "system_fingerprint", "hostname", "path",
             # added for compare and history; an older index gains them by ALTER TABLE (NULL there)
             "config_hash", "setup_hash", "repeat_group", "watts", "energy_per_query_j",
-            "accuracy_value")
+            "accuracy_value", "node")
 
 
 def _row(run_dir: Path, result: dict[str, Any]) -> tuple:
@@ -195,7 +206,12 @@ def _row(run_dir: Path, result: dict[str, Any]) -> tuple:
             result["system"].get("fingerprint"), result["system"].get("hostname"), run_dir.name,
             config_hash(result), setup_hash(result), repeat_group(result),
             power_total(result).get("avg_w"), power_total(result).get("energy_per_query_j"),
-            acc.get("value"))
+            acc.get("value"), node_name(result))
+
+
+def node_name(result: dict[str, Any]) -> str | None:
+    """The name of the fleet node a run ran on (None: not a fleet run)."""
+    return ((result.get("system") or {}).get("node") or {}).get("name")
 
 
 def _ensure_columns(db: sqlite3.Connection) -> None:
