@@ -242,3 +242,22 @@ def test_ctrl_c_cancels_the_running_runs_and_keeps_what_they_measured(ray_cluste
         if r["state"] == "interrupted":
             doc = json.loads((out / r["run_id"] / "result.json").read_text())
             assert doc["interrupted"] and not doc["valid"]
+
+
+def test_status_reads_the_manifest_after_the_driver_died_and_resume_finishes(ray_cluster,
+                                                                             tmp_path, capsys):
+    """The driver is killed (SIGKILL: no chance to record anything): status still reads the
+    sweep from its manifest, says its driver is gone, and resume runs what never finished."""
+    c, _ = ray_cluster
+    out = tmp_path / "out"
+    two = FOUR.replace('mode = "both"', 'mode = "performance"').split("[[systems]]")[0]
+    proc = hwbench_process("fleet", "run", _write(tmp_path, two), "--ray", c.address,
+                           "--output", str(out))
+    _wait_for(lambda: any(r["state"] == "running" for r in _manifest(out).get("runs", [])))
+    proc.kill()
+    proc.communicate(timeout=60)
+    code, status, _ = cli(capsys, "fleet", "status", "--output", str(out))
+    assert code == 0 and "driver gone: resume" in status and "no driver running" in status
+    code, text, err = cli(capsys, "fleet", "resume", "--output", str(out), "--ray", c.address)
+    assert code in (0, 3), err
+    assert [r["state"] for r in _manifest(out)["runs"]] == ["done", "done"]

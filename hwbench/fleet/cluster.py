@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hwbench.errors import UsageError
@@ -53,8 +53,9 @@ def connect(address: str | None) -> None:
         if address and address != LOCAL:
             r.init(address=address, **quiet)
         else:
-            r.init(resources={RESOURCE: 1}, labels={NAME_LABEL: socket.gethostname()},
-                   include_dashboard=False, **quiet)
+            # "local": a new instance even where RAY_ADDRESS names a running one
+            r.init(address=LOCAL, resources={RESOURCE: 1},
+                   labels={NAME_LABEL: socket.gethostname()}, include_dashboard=False, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise UsageError(f"cannot reach {where} ({exc}): check --ray ADDRESS "
@@ -76,6 +77,10 @@ def hwbench_nodes() -> list[Node]:
         name = labels.get(NAME_LABEL) or f"{n.get('NodeManagerAddress')}:{n['NodeID'][:6]}"
         out.append(Node(n["NodeID"], name, tuple(sorted(labels.items())),
                         tuple(sorted((k, float(v)) for k, v in res.items()))))
+    names = [n.name for n in out]
+    # two nodes given one name (a label copied between machines) stay two nodes
+    out = [replace(n, name=f"{n.name}:{n.id[:6]}") if names.count(n.name) > 1 else n
+           for n in out]
     return sorted(out, key=lambda n: n.name)
 
 

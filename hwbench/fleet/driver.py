@@ -9,6 +9,7 @@ and ``hwbench fleet resume`` places it again, on a node matching its system.
 from __future__ import annotations
 
 import sys
+import tarfile
 import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
@@ -144,7 +145,13 @@ class Driver:
             self.m.record(run, "failed", reason=out["error"], exit_code=out["exit_code"])
             self.say(f"{tag}: FAILED on node {run['node']}: {out['error']}")
             return
-        run_dir = task.unpack(out["archive"], self.root, out["run_id"])
+        try:
+            run_dir = task.unpack(out["archive"], self.root, out["run_id"])
+        except (OSError, ValueError, tarfile.TarError, UsageError) as exc:
+            why = f"its run directory could not be brought home ({type(exc).__name__}: {exc})"
+            self.m.record(run, "failed", reason=why, exit_code=out["exit_code"])
+            self.say(f"{tag}: FAILED: {why}")
+            return
         interrupted = out["exit_code"] == EXIT_INTERRUPTED
         self.m.record(run, "interrupted" if interrupted else "done", run_id=out["run_id"],
                       valid=out["valid"], exit_code=out["exit_code"])
