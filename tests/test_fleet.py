@@ -17,17 +17,21 @@ from cli_helpers import cli, hwbench_process
 from hwbench.errors import UsageError
 from hwbench.fleet import build, sweep
 
-EXAMPLE = """\
-name = "two-threads"
-[base]
-workload = "digits"
-scenario = "offline"
-mode = "both"
-duration_s = 2
-[[matrix]]
-backend = ["cpu"]
-backend_options = [{threads = "1"}, {threads = "2"}]
-"""
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_fleet_block() -> tuple[str, list[list[str]]]:
+    """The README's fleet example: the sweep file (between the TOML heredoc marks), and the
+    hwbench commands after it."""
+    text = (ROOT / "README.md").read_text().split("## Fleet runs")[1].split("\n## ")[0]
+    toml = text.split("<<'TOML'\n")[1].split("    TOML\n")[0]
+    example = "\n".join(line[4:] for line in toml.splitlines()) + "\n"
+    commands = [line.split()[1:] for line in text.splitlines()
+                if line.startswith("    hwbench ")]
+    return example, commands
+
+
+EXAMPLE, README_COMMANDS = _readme_fleet_block()
 SMALL = 80 * 1024 * 1024  # object store per simulated node: run directories are small
 
 
@@ -110,18 +114,25 @@ def test_a_node_of_another_version_or_build_is_refused():
 
 # -- on Ray ---------------------------------------------------------------------------------
 
-def test_the_readme_example_runs_on_an_embedded_ray_and_exports_its_two_runs(tmp_path, capsys):
-    """No --ray: hwbench starts a local Ray instance on this machine, its one node named after
-    the host, and stops it when the sweep is done."""
+def test_the_readme_example_runs_on_an_embedded_ray_and_exports_its_two_runs(
+        tmp_path, capsys, monkeypatch):
+    """The README's fleet commands, as written, in a private folder. No --ray: hwbench starts a
+    local Ray instance on this machine, its one node named after the host, and stops it when
+    the sweep is done."""
     pytest.importorskip("pandas")
     pytest.importorskip("ray")
-    out = tmp_path / "out"
-    code, text, err = cli(capsys, "fleet", "run", _write(tmp_path, EXAMPLE), "--output", str(out))
+    assert "backend_options = [{threads = \"1\"}, {threads = \"2\"}]" in EXAMPLE
+    assert [c[0] for c in README_COMMANDS] == ["fleet", "export"]
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, EXAMPLE, "two-threads.toml")
+    code, text, err = cli(capsys, *README_COMMANDS[0])
     assert code in (0, 3), err  # 3: a run invalid for this busy machine's load alone
     assert err.count("started on node") == 2 and err.count(": done on node") == 2
     assert "2 done" in text
-    code, csv, err = cli(capsys, "export", "--root", str(out), "--csv", "-")
-    assert code == 0 and len(csv.strip().splitlines()) == 3, csv
+    code, csv, err = cli(capsys, *README_COMMANDS[1])
+    lines = csv.strip().splitlines()
+    assert code == 0 and len(lines) == 3, csv
+    assert lines[0].split(",").count("node") == 1 and '""threads"": ""2""' in csv
     import ray
     assert not ray.is_initialized()  # the embedded instance was stopped
 

@@ -177,7 +177,8 @@ class Driver:
 
     def _cancel_all(self) -> None:
         """Ctrl-C: every running run is cancelled (it writes itself as interrupted) and waited
-        for a while; a second Ctrl-C stops waiting. What never came back is recorded as lost."""
+        for a while; what never came back is recorded as lost. (From the console a second
+        Ctrl-C ends the process at once: hwbench.cli.console.)"""
         for ref in self.inflight:
             self.ray.cancel(ref, force=False)
         deadline = time.monotonic() + CANCEL_GRACE_S

@@ -106,8 +106,9 @@ class Manifest:
         except BlockingIOError:
             os.close(fd)
             d = self.data.get("driver") or {}
-            raise UsageError(f"sweep {self.sweep_id} is being run by process {d.get('pid')} on "
-                             f"{d.get('hostname')}: wait for it, or stop it (Ctrl-C) first") from None
+            raise UsageError(f"sweep {self.sweep_id} is being run by process {d.get('pid')} "
+                             f"on {d.get('hostname')}: wait for it, or stop it (Ctrl-C) "
+                             "first") from None
         self._lock = fd
         self.data["driver"] = {"hostname": socket.gethostname(), "pid": os.getpid(),
                                "since_utc": now()}
