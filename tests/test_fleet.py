@@ -158,7 +158,6 @@ name = "four"
 [base]
 workload = "digits"
 scenario = "offline"
-mode = "both"
 duration_s = 0.5
 no_power = true
 [[matrix]]
@@ -229,6 +228,22 @@ def test_a_node_lost_mid_sweep_is_recorded_and_resume_completes_it(ray_cluster, 
         assert label in table
 
 
+def test_nodes_of_another_build_get_no_work(ray_cluster, tmp_path, capsys, monkeypatch):
+    """A fake on the driver's side only: the nodes here share this install, so the driver is
+    made to see itself as another build; each node answers with its real build, from a task
+    on that node, and both are refused before any run is placed."""
+    c, _ = ray_cluster
+    real = build.identity()
+    monkeypatch.setattr(build, "identity", lambda: dict(real, build="f" * 16))
+    out = tmp_path / "out"
+    code, text, err = cli(capsys, "fleet", "run", _write(tmp_path, FOUR), "--ray", c.address,
+                          "--output", str(out))
+    assert code == 2 and "node a: REJECTED" in err and "node b: REJECTED" in err
+    assert "same version, different code" in err.splitlines()[-1]
+    assert "started on node" not in err and not list(out.glob("2*"))
+    assert {r["state"] for r in _manifest(out)["runs"]} == {"pending"}
+
+
 def test_ctrl_c_cancels_the_running_runs_and_keeps_what_they_measured(ray_cluster, tmp_path):
     """SIGINT to the driver: each running run is interrupted on its node, written as such and
     brought home; nothing is left pending behind the user's back (exit 130), and resume
@@ -236,7 +251,6 @@ def test_ctrl_c_cancels_the_running_runs_and_keeps_what_they_measured(ray_cluste
     c, _ = ray_cluster
     out = tmp_path / "out"
     long = FOUR.replace("duration_s = 0.5", "duration_s = 60\nmin_query_count = 1")
-    long = long.replace('mode = "both"', 'mode = "performance"')
     proc = hwbench_process("fleet", "run", _write(tmp_path, long), "--ray", c.address,
                            "--output", str(out))
     running = lambda: sum(r["state"] == "running"  # noqa: E731
@@ -261,7 +275,7 @@ def test_status_reads_the_manifest_after_the_driver_died_and_resume_finishes(ray
     sweep from its manifest, says its driver is gone, and resume runs what never finished."""
     c, _ = ray_cluster
     out = tmp_path / "out"
-    two = FOUR.replace('mode = "both"', 'mode = "performance"').split("[[systems]]")[0]
+    two = FOUR.split("[[systems]]")[0]
     proc = hwbench_process("fleet", "run", _write(tmp_path, two), "--ray", c.address,
                            "--output", str(out))
     _wait_for(lambda: any(r["state"] == "running" for r in _manifest(out).get("runs", [])))

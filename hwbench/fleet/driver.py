@@ -99,9 +99,12 @@ class Driver:
             if any(system.matches(dict(n.labels), dict(n.resources)) for n in usable):
                 continue
             if first and not any(r["state"] != "pending" for r in self.m.runs):
+                rejected = [f"{name} ({n['reason']})" for name, n in self.m.data["nodes"].items()
+                            if n["state"] == "rejected"]
+                also = f"; rejected: {'; '.join(rejected)}" if rejected else ""
                 raise UsageError(f"no ready hwbench node matches system {system.describe()}: "
                                  "start one with those labels/resources, or change the sweep's "
-                                 "[[systems]] (docs/fleet.md)")
+                                 f"[[systems]] (docs/fleet.md){also}")
             why = f"no ready node matches system {system.describe()}"
             self.m.record(run, "lost", node=None, reason=why)
             self.say(f"{run['key']} {run['label']}: LOST: {why}")
