@@ -100,6 +100,19 @@ def test_without_ray_fleet_says_how_to_install_it(tmp_path, capsys, monkeypatch)
     assert not (tmp_path / "out").exists()
 
 
+def test_a_ray_address_where_nothing_listens_is_refused_at_once(tmp_path, capsys):
+    import socket
+    with socket.socket() as s:  # a port that was free a moment ago, and nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for address, words in ((f"127.0.0.1:{port}", "nothing answers there"),
+                           ("headnode", "write it as HOST:PORT")):
+        code, out, err = cli(capsys, "fleet", "run", _write(tmp_path, EXAMPLE), "--ray", address,
+                             "--output", str(tmp_path / "out"))
+        assert code == 2 and words in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_status_without_a_sweep_names_the_fix(tmp_path, capsys):
     code, out, err = cli(capsys, "fleet", "status", "--output", str(tmp_path))
     assert code == 2 and "hwbench fleet run" in err

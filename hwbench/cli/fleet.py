@@ -63,6 +63,7 @@ def _no_action(p: argparse.ArgumentParser) -> int:
 def handle_run(args: argparse.Namespace) -> int:
     planned, text = sweep.load(args.sweep)
     cluster.ray()  # before anything is written: without Ray, say how to install it
+    cluster.check_address(args.ray)
     root = output_root(args.output)
     m = Manifest.create(root, planned, str(Path(args.sweep).resolve()), text,
                         args.ray or cluster.LOCAL, build.identity())
@@ -79,6 +80,7 @@ def handle_resume(args: argparse.Namespace) -> int:
         d = m.data.get("driver") or {}
         raise UsageError(f"sweep {m.sweep_id} is being run by process {d.get('pid')} on "
                          f"{d.get('hostname')}: wait for it, or stop it (Ctrl-C) first")
+    cluster.check_address(args.ray or m.data.get("ray"))
     todo = [r for r in m.runs if r["state"] in UNFINISHED]
     if not todo:
         print(f"sweep {m.sweep_id}: every run is done; nothing to resume")

@@ -20,6 +20,7 @@ RESOURCE = "hwbench_node"     # one unit per node: a run holds the whole node
 NAME_LABEL = "hwbench-node"   # a node's name in results and progress (else address:id)
 LOCAL = "local"               # the address recorded for an embedded local instance
 PROBE_TIMEOUT_S = 120.0
+CONNECT_TIMEOUT_S = 5.0
 
 
 def ray() -> Any:
@@ -60,6 +61,22 @@ def connect(address: str | None) -> None:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise UsageError(f"cannot reach {where} ({exc}): check --ray ADDRESS "
                          "(e.g. 10.0.0.1:6379), or leave it out to run on this machine") from None
+
+
+def check_address(address: str | None) -> None:
+    """A --ray HOST:PORT (or ray://HOST:PORT) where nothing listens is refused at once: Ray
+    itself retries for minutes before it gives up."""
+    if not address or address in (LOCAL, "auto"):
+        return
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise UsageError(f"--ray {address!r}: write it as HOST:PORT (the head node's, e.g. "
+                         "10.0.0.1:6379) or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UsageError(f"--ray {address}: nothing answers there ({exc.strerror or exc}): start "
+                         "the cluster's head (ray start --head) or give its address") from None
 
 
 def disconnect() -> None:
@@ -116,10 +133,10 @@ def probe(nodes: list[Node], local: dict[str, Any]) -> dict[str, str | None]:
         try:
             out[name] = build.mismatch(local, r.get(ref))
         except Exception as exc:  # hwbench missing there, the node gone: said, not raised
-            out[name] = f"cannot run hwbench there ({type(exc).__name__}: {_first_line(exc)})"
+            out[name] = f"cannot run hwbench there ({type(exc).__name__}: {first_line(exc)})"
     return out
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
     return lines[-1][:200] if lines else ""

@@ -174,7 +174,7 @@ class Driver:
             self.m.record(run, "lost", reason=why)
             self.say(f"{tag}: LOST: {why}; 'hwbench fleet resume' runs it again")
             return
-        why = f"{type(exc).__name__}: {cluster._first_line(exc)}"
+        why = f"{type(exc).__name__}: {cluster.first_line(exc)}"
         self.m.record(run, "failed", reason=why)
         self.say(f"{tag}: FAILED on node {run['node']} without a result: {why}")
 
