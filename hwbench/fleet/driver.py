@@ -144,6 +144,9 @@ class Driver:
 
     def _landed(self, run: dict[str, Any], out: dict[str, Any]) -> None:
         tag = f"{run['key']} {run['label']}"
+        if "error" in out and out["exit_code"] == EXIT_INTERRUPTED:
+            self.m.record(run, "pending", reason="cancelled before it began")
+            return
         if "error" in out:
             self.m.record(run, "failed", reason=out["error"], exit_code=out["exit_code"])
             self.say(f"{tag}: FAILED on node {run['node']}: {out['error']}")
