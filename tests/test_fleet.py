@@ -241,6 +241,26 @@ def test_a_node_lost_mid_sweep_is_recorded_and_resume_completes_it(ray_cluster, 
         assert label in table
 
 
+def test_a_run_sees_the_nodes_environment_not_the_ray_workers(ray_cluster):
+    """Ray forces OMP_NUM_THREADS=1 in its workers (and CUDA_VISIBLE_DEVICES on GPU nodes); a
+    run's process gets the environment the node was started with (here: this test's)."""
+    ray = pytest.importorskip("ray")
+    from hwbench.fleet import cluster, task
+
+    c, _ = ray_cluster
+    ray.init(address=c.address, logging_level="WARNING", log_to_driver=False)
+    try:
+        node = next(n for n in cluster.hwbench_nodes() if n.name == "a")
+        probe = lambda: (os.environ.get("OMP_NUM_THREADS"),  # noqa: E731
+                         task.node_environment().get("OMP_NUM_THREADS"))
+        worker, run = ray.get(cluster.on_node(probe, node).remote(), timeout=120)
+    finally:
+        ray.shutdown()
+    if "OMP_NUM_THREADS" not in os.environ:
+        assert worker == "1"  # what Ray does, and why the run does not inherit it
+    assert run == os.environ.get("OMP_NUM_THREADS")
+
+
 def test_nodes_of_another_build_get_no_work(ray_cluster, tmp_path, capsys, monkeypatch):
     """A fake on the driver's side only: the nodes here share this install, so the driver is
     made to see itself as another build; each node answers with its real build, from a task
