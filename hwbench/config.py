@@ -277,3 +277,38 @@ def default(name: str) -> Any:
     it, so a default changed here changes everywhere at once."""
     f = _FIELDS[name]
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def from_table(values: dict[str, Any], where: str) -> RunConfig:
+    """A RunConfig from a TOML table of ``hwbench run`` settings, by RunConfig's own field names
+    (a qualification profile's runs and a fleet sweep's runs): unknown keys, values of the wrong
+    type and bad values are usage errors that name `where`. backend_options is a table of
+    strings (numbers are written as strings), power_sources a list."""
+    values = dict(values)
+    unknown = set(values) - set(_FIELDS) - {"output"}
+    if unknown or "output" in values:
+        bad = sorted(unknown | ({"output"} & set(values)))
+        raise UsageError(f"{where}: unknown keys {bad}; valid: {sorted(set(_FIELDS) - {'output'})}")
+    opts = values.get("backend_options")
+    if isinstance(opts, dict):
+        values["backend_options"] = tuple((str(k), _option_text(v)) for k, v in opts.items())
+    elif opts is not None and not isinstance(opts, tuple):
+        raise UsageError(f"{where}: backend_options must be a table, e.g. {{threads = \"2\"}}")
+    if isinstance(values.get("power_sources"), list):
+        values["power_sources"] = tuple(str(v) for v in values["power_sources"])
+    for name, value in values.items():
+        kind = type(_FIELDS[name].default)
+        if value is not None and kind in (str, bool) and not isinstance(value, kind):
+            raise UsageError(f"{where}: {name} = {value!r}: give a {kind.__name__}")
+    try:
+        return RunConfig(**values)
+    except TypeError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -17,8 +17,8 @@ Every error a user can cause is a UsageError. The others are caught where they a
 a note or an invalid reason in the result; one that escapes is an internal failure.
 
 Exit status of every command, one table (README "Exit status"): each decision has its own code,
-so CI can tell a failed qualification from a crash. Code 7 is reserved for a decision another
-command adds (fleet); a code is never reused for another meaning.
+so CI can tell a failed qualification from a crash. Code 7 is fleet's: some runs of a sweep were
+lost with their node, failed or did not finish. A code is never reused for another meaning.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ EXIT_INVALID = 3         # run: completed, but invalid (the reasons are in the s
 EXIT_QUALIFY_FAIL = 4    # qualify: at least one requirement failed
 EXIT_REGRESSION = 5      # history: the newest run regressed, or the runs up to it drift
 EXIT_AUDIT_FAIL = 6      # audit: a compliance check failed
-EXIT_FLEET_PARTIAL = 7   # reserved: fleet, some of its runs did not complete
+EXIT_FLEET_PARTIAL = 7   # fleet: some of its runs were lost, failed or did not finish
 EXIT_COMPARE_REFUSED = 8  # compare: refused (--require-audit and a run without a passed audit)
 EXIT_INTERRUPTED = 130   # interrupted by Ctrl-C (what ran is written, marked invalid)
 

@@ -79,14 +79,14 @@ def test_a_soak_that_slows_down_is_flagged(capsys, tmp_path):
     code, out, err = cli(capsys, "run", "--json", "--output", str(tmp_path), *SOAK,
                          "--workload", "digits", "--backend", "null",
                          "--backend-opt", "service_time_us=300",
-                         "--backend-opt", "slowdown_pct=3")
+                         "--backend-opt", "slowdown_pct=10")
     doc = json.loads(out)
     d = doc["drift"]
     assert d["flagged"], d["tests"]
     # The median is what a shared machine disturbs least; throughput per window swings with
     # whatever else runs (measured here while other work ran: 1,064 to 2,536 samples/s).
     p50 = next(t for t in d["tests"] if t["series"] == "p50_ms")
-    assert p50["flagged"] and p50["relative_change"] > 0.2
+    assert p50["flagged"] and p50["relative_change"] >= drift.MIN_CHANGE
     assert "computes nothing" in d["note"]  # the null backend's answers are not compared
     assert load_result(tmp_path / doc["run_id"])["drift"]["flagged"] is True
 

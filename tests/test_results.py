@@ -45,6 +45,14 @@ def test_a_run_before_the_pipeline_section_ran_the_model_only_path(tmp_path):
     assert doc["pipeline"] is None and doc["schema_version"] == SCHEMA_VERSION
 
 
+def test_schema_10_system_gains_a_null_node(tmp_path):
+    """Before the node was recorded no run ran on a fleet node: null, the rest kept."""
+    doc = load_result(_write(tmp_path, {"schema_version": 10, "run_id": "r",
+                                        "system": {"hostname": "h", "fingerprint": "f"}}))
+    assert doc["system"] == {"hostname": "h", "fingerprint": "f", "node": None}
+    assert doc["schema_version"] == SCHEMA_VERSION
+
+
 def test_newer_schema_is_refused_with_the_fix(tmp_path):
     with pytest.raises(UsageError, match="upgrade hwbench"):
         load_result(_write(tmp_path, {"schema_version": SCHEMA_VERSION + 1}))

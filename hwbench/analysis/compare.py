@@ -84,7 +84,8 @@ def _pick_baseline(groups: list[Group], baseline: str | None) -> Group:
 
 
 def price_for(r: RunRecord, prices: dict[str, float]) -> float | None:
-    return prices.get(r.fingerprint or "") or prices.get(r.system)
+    host = (r.doc.get("system") or {}).get("hostname") or ""
+    return prices.get(r.fingerprint or "") or prices.get(r.system) or prices.get(host)
 
 
 def _ratio(g: Group, base: Group) -> tuple[float | None, tuple[float, float] | None, bool]:

@@ -2,7 +2,8 @@
 
 One row per run in ``root/index.sqlite``, oldest first, with typed columns: identity (run id,
 time, workload, scenario, backend, mode, precision, batch size, instances, backend options),
-verdicts, throughput and latency percentiles, power and energy, accuracy, the system, and the
+verdicts, throughput and latency percentiles, power and energy, accuracy, the system (and the
+fleet node a fleet run ran on), and the
 comparability hashes. Figures a run did not measure are missing (NaN / <NA>), never 0.
 
 pandas (and pyarrow, for parquet) come with the ``analysis`` extra: ``pip install
@@ -16,7 +17,7 @@ from typing import Any
 
 from hwbench.errors import UsageError
 from hwbench.results.identity import config_hash, power_total, run_config, setup_hash
-from hwbench.results.store import list_runs, load_result
+from hwbench.results.store import list_runs, load_result, node_name
 
 INSTALL = "pip install 'hwbench[analysis]'"
 
@@ -37,7 +38,7 @@ COLUMNS: dict[str, str] = {
     "ttft_p99_ms": "Float64", "tpot_p50_ms": "Float64", "tpot_p99_ms": "Float64",
     "goodput_rps": "Float64", "fidelity_passed": "boolean",
     "hostname": "string",
-    "system_fingerprint": "string", "cpu": "string", "config_hash": "string",
+    "system_fingerprint": "string", "node": "string", "cpu": "string", "config_hash": "string",
     "setup_hash": "string", "path": "string",
 }
 
@@ -88,7 +89,7 @@ def _row(doc: dict[str, Any], path: Path) -> dict[str, Any]:
         "goodput_rps": (m.get("goodput") or {}).get("requests_per_second"),
         "fidelity_passed": (doc.get("validated") or {}).get("fidelity"),
         "hostname": system.get("hostname"), "system_fingerprint": system.get("fingerprint"),
-        "cpu": system.get("cpu_model"),
+        "node": node_name(doc), "cpu": system.get("cpu_model"),
         "config_hash": config_hash(doc), "setup_hash": setup_hash(doc), "path": str(path),
     }
 

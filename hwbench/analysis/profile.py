@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwbench.config import RunConfig
+from hwbench.config import RunConfig, from_table
 from hwbench.errors import UsageError
 
 # Each requirement kind and the one bound it takes (None: no bound, a yes/no requirement).
@@ -97,10 +97,10 @@ def _run(name: str, spec: dict[str, Any], common: dict[str, Any]) -> RunConfig:
     bad = set(spec) - _RUN_KEYS
     if bad:
         raise UsageError(f"run {name}: unknown keys {sorted(bad)}; valid: {sorted(_RUN_KEYS)}")
-    try:
-        return RunConfig(**common, **spec)
-    except TypeError as exc:
-        raise UsageError(f"run {name}: {exc}") from None
+    output = common.get("output")
+    config = from_table({k: v for k, v in {**common, **spec}.items() if k != "output"},
+                        f"run {name}")
+    return dataclasses.replace(config, output=output)
 
 
 def _requirement(r: dict[str, Any], runs: dict[str, RunConfig]) -> Requirement:

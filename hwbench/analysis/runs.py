@@ -10,7 +10,7 @@ from typing import Any
 from hwbench.results.document import generative
 from hwbench.results.identity import (config_hash, later_settings, not_default, power_total,
                               repeat_group, run_config)
-from hwbench.results.store import load_result
+from hwbench.results.store import load_result, node_name
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,13 @@ class RunRecord:
 
     @property
     def system(self) -> str:
-        return (self.doc.get("system") or {}).get("hostname") or "?"
+        """The fleet node's name for a fleet run (simulated nodes share one hostname), else the
+        hostname."""
+        return self.node or (self.doc.get("system") or {}).get("hostname") or "?"
+
+    @property
+    def node(self) -> str | None:
+        return node_name(self.doc)
 
     @property
     def fingerprint(self) -> str | None:

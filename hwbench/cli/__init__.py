@@ -15,8 +15,8 @@ from hwbench import __version__
 from hwbench.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, HwbenchError
 from hwbench.harness.loadgen import abandoned_calls
 from hwbench.cli import audit as audit_cmd, compare as compare_cmd, export as export_cmd, \
-    history as history_cmd, list as list_cmd, qualify as qualify_cmd, report as report_cmd, \
-    run as run_cmd, show as show_cmd
+    fleet as fleet_cmd, history as history_cmd, list as list_cmd, qualify as qualify_cmd, \
+    report as report_cmd, run as run_cmd, show as show_cmd
 
 EPILOG = """exit status (every command):
   0    success: the run is valid, every requirement passed, no regression
@@ -27,7 +27,7 @@ EPILOG = """exit status (every command):
   4    qualify: a requirement failed
   5    history: the newest run regressed, or the runs up to it drift
   6    audit: a compliance check failed (the evidence is in the result)
-  7    reserved (fleet partly completed)
+  7    fleet: some runs were lost or failed, or did not finish (hwbench fleet resume)
   8    compare: refused (--require-audit and a run without a passed audit)
   130  interrupted by Ctrl-C (results written, marked invalid)"""
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hwbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in (run_cmd, audit_cmd, list_cmd, show_cmd, compare_cmd, qualify_cmd, report_cmd,
-                   history_cmd, export_cmd):
+                   history_cmd, export_cmd, fleet_cmd):
         module.add_parser(sub)
     return parser
 

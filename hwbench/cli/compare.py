@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", metavar="RUN", help="run id or part of a row label "
                    "(backend[options]@host); default: the first row")
     p.add_argument("--price", action="append", default=[], metavar="SYSTEM=USD",
-                   help="price of a system (hostname or fingerprint), repeatable")
+                   help="price of a system (hostname, fingerprint or fleet node name), "
+                   "repeatable")
     p.add_argument("--systems", metavar="FILE", help="TOML file: [systems.NAME] price_usd = N")
     p.add_argument("--force", action="store_true", help="compare runs that are not comparable "
                    "(different settings, invalid, accuracy not validated); rows are marked")
@@ -41,7 +42,8 @@ def add_query_options(p: argparse.ArgumentParser) -> None:
                    "file: its name)")
     for name in ("scenario", "backend"):
         p.add_argument(f"--{name}", help=f"only runs of this {name}")
-    p.add_argument("--system", help="only runs of this system (hostname or fingerprint)")
+    p.add_argument("--system", help="only runs of this system (hostname, fingerprint, or fleet "
+                   "node name)")
 
 
 def where_of(args: argparse.Namespace) -> dict[str, str]:
@@ -57,7 +59,7 @@ def query(args: argparse.Namespace) -> list[runs.RunRecord]:
     root = Path(args.root) if args.root else default_output_root()
     where = where_of(args)
     rows = [r for r in list_runs(root, **where)
-            if args.system in (None, r["hostname"], r["system_fingerprint"])]
+            if args.system in (None, r["hostname"], r["system_fingerprint"], r["node"])]
     if not rows:
         asked = ", ".join(f"{k}={v}" for k, v in {**where, "system": args.system}.items() if v)
         raise UsageError(f"no runs in {root / 'index.sqlite'} match {asked or 'the query'}: "

@@ -29,7 +29,8 @@ def handle(args: argparse.Namespace) -> int:
     frame = runs_frame(root, **where)
     if args.system:
         frame = frame[(frame["hostname"] == args.system)
-                      | (frame["system_fingerprint"] == args.system)]
+                      | (frame["system_fingerprint"] == args.system)
+                      | (frame["node"] == args.system)]
     if frame.empty:
         raise UsageError(f"no runs in {root / 'index.sqlite'} match the query: run some, or "
                          "give --root DIR")

@@ -44,7 +44,8 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #       before it). accuracy adds worst_class_min_support and per_class names (when the
 #       reference set names its classes); robustness's worst_class (null when no class has that
 #       many samples) adds support, and the section worst_class_min_support.
-SCHEMA_VERSION = 10
+#  11 - system adds node (the cluster node a fleet run ran on; null for every other run).
+SCHEMA_VERSION = 11
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -145,6 +146,8 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
     if version < 10:  # the model-only path, no section
         doc = dict(doc, schema_version=10)
         doc.setdefault("pipeline", None)
+    if version < 11:
+        doc = _to_11(doc)
     return doc
 
 
@@ -170,6 +173,14 @@ def _to_9(doc: dict[str, Any]) -> dict[str, Any]:
         passed = f.get("passed") if isinstance(f, dict) else None
         out["validated"] = {"fidelity": None if passed is None else bool(passed),
                             **out["validated"]}
+    return out
+
+
+def _to_11(doc: dict[str, Any]) -> dict[str, Any]:
+    """Schema 10 -> 11: no run before it ran on a fleet node, so its node is null."""
+    out = dict(doc, schema_version=11)
+    if isinstance(out.get("system"), dict):
+        out["system"] = {**out["system"], "node": out["system"].get("node")}
     return out
 
 
@@ -227,7 +238,7 @@ _COLUMNS = ("run_id", "created_utc", "workload", "scenario", "backend", "mode", 
             "config_hash", "setup_hash", "repeat_group", "watts", "energy_per_query_j",
             "accuracy_value",
             # generative workloads (llm): token throughput and p99 token latencies
-            "tokens_per_second", "ttft_p99_ms", "tpot_p99_ms")
+            "tokens_per_second", "ttft_p99_ms", "tpot_p99_ms", "node")
 
 
 def _row(run_dir: Path, result: dict[str, Any]) -> tuple:
@@ -243,7 +254,12 @@ def _row(run_dir: Path, result: dict[str, Any]) -> tuple:
             config_hash(result), setup_hash(result), repeat_group(result),
             power_total(result).get("avg_w"), power_total(result).get("energy_per_query_j"),
             acc.get("value"), m.get("tokens_per_second"), (m.get("ttft_ms") or {}).get("p99"),
-            (m.get("tpot_ms") or {}).get("p99"))
+            (m.get("tpot_ms") or {}).get("p99"), node_name(result))
+
+
+def node_name(result: dict[str, Any]) -> str | None:
+    """The name of the fleet node a run ran on (None: not a fleet run)."""
+    return ((result.get("system") or {}).get("node") or {}).get("name")
 
 
 def _ensure_columns(db: sqlite3.Connection) -> None:

@@ -67,6 +67,10 @@ def describe() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": packages,
         "gpu": _gpus(),
+        # The cluster node a fleet run ran on ({"name", "ray_node_id", "labels"}; hwbench.fleet
+        # fills it): simulated nodes share one machine's description, so only this tells them
+        # apart. Null for a run started on this machine by hwbench run.
+        "node": None,
     }
     info["fingerprint"] = fingerprint(info)
     return info
