@@ -73,5 +73,5 @@ def _classified(exc: Any, what: str, timeout: float) -> RemoteError:
             "UNAUTHENTICATED": "unauthenticated"}.get(status, f"grpc_{status.lower() or 'error'}")
     msg = (exc.message() or str(exc)).splitlines()[0][:300]
     if kind == "timeout":
-        msg = f"no answer to the {what} request within {timeout:g} s"
+        msg = f"no answer to the {what} request within {timeout:g} s (timeout_s)"
     return RemoteError(kind, msg)

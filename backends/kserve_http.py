@@ -78,7 +78,7 @@ class HttpClient:
             data = resp.read()
         except BaseException as exc:
             self._drop()
-            raise _classified(exc) from None
+            raise _classified(exc, self._timeout) from None
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
 
     def get_json(self, path: str) -> tuple[int, Any]:
@@ -146,13 +146,13 @@ def _detail(data: bytes) -> str:
         return data[:200].decode(errors="replace")
 
 
-def _classified(exc: BaseException) -> BaseException:
+def _classified(exc: BaseException, timeout_s: float) -> BaseException:
     if isinstance(exc, RemoteError) or not isinstance(exc, Exception):
         return exc
     if isinstance(exc, ConnectionRefusedError):
         return RemoteError("refused", "connection refused")
     if isinstance(exc, (TimeoutError, socket.timeout)):
-        return RemoteError("timeout", f"no answer within the timeout ({exc or 'timed out'})")
+        return RemoteError("timeout", f"no answer within {timeout_s:g} s (timeout_s)")
     if isinstance(exc, ssl.SSLError):
         return RemoteError("tls", str(exc))
     if isinstance(exc, (ConnectionError, http.client.HTTPException)):
