@@ -46,6 +46,9 @@ def test_server_scenario_over_http_is_valid_with_digits_accuracy(capsys, out_dir
     assert info["versions"]["server_version"].startswith("0.21")
     assert info["options"]["url"] == server.http_url and info["options"]["protocol"] == "http"
     assert info["concurrency"]["workers"] == 2
+    queued = doc["metrics"]["client_queueing"]  # two requests in flight at most, stamped
+    assert queued["samples"] == doc["metrics"]["completed_samples"]
+    assert queued["in_call_p50_ms"] > 0
 
 
 def test_grpc_scores_the_same_reference_set(capsys, out_dir, server):

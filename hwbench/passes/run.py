@@ -10,7 +10,7 @@ from typing import Any
 from hwbench import backends, workloads
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import PassStopped, UsageError
-from hwbench.harness import arrivals, settings
+from hwbench.harness import arrivals, queueing, settings
 from hwbench.harness.loadgen import LoadGen, Scenario, note_abandoned
 from hwbench.harness.progress import Reporter
 from hwbench.harness.samples import SampleLibrary
@@ -206,6 +206,8 @@ class Run:
         self.doc["settings"]["mlperf_shortfalls"] = shortfalls
         m = out["summary"]
         self.doc["metrics"] = document.metrics(m, out["stale_completions"], out["spin_ns"])
+        self.doc["metrics"]["client_queueing"] = queueing.summary(out["records"],
+                                                                  out["started_ns"])
         self.doc["validated"]["performance"] = bool(m.valid)
         self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"])
         if self.cfg.soak_minutes is not None:  # each sample's answer, for the drift check
@@ -260,6 +262,7 @@ class Run:
             self.performance_outputs = sut.outputs
         if sut.top1 is not None:
             out["top1"] = sut.top1.window(out["first_seq"], len(out["records"]["index"]))
+        out["started_ns"] = sut.started.column(out["first_seq"], len(out["records"]["index"]))
         return out
 
     def server_qps(self) -> float:

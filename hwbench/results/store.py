@@ -34,7 +34,9 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #       null before: those runs were judged against the workload's published figure).
 #   8 - adds drift (a soak's windows and trend tests, hwbench.results.drift; null for other runs
 #       and before).
-SCHEMA_VERSION = 8
+#  12 - metrics add client_queueing (each sample's wait for a free worker after its arrival, and
+#       whether it dominates: client_bound; null before it was stamped).
+SCHEMA_VERSION = 12
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -130,6 +132,10 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
     if version < 8:
         doc = dict(doc, schema_version=8)
         doc.setdefault("drift", None)  # no soak was judged for drift before schema 8
+    if version < 12:
+        doc = dict(doc, schema_version=12)
+        if isinstance(doc.get("metrics"), dict):  # not stamped before schema 12
+            doc["metrics"] = {**doc["metrics"], "client_queueing": None}
     return doc
 
 
