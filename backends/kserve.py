@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -53,6 +54,11 @@ class KServeBackend(Backend):
     @classmethod
     def availability(cls) -> Availability:
         return Availability(True, devices=("remote",), precisions=("fp32",))
+
+    def __init__(self, options: Any) -> None:
+        super().__init__(options)
+        self._errors: dict[str, int] = {}  # failed requests by kind, for the result
+        self._errors_lock = threading.Lock()
 
     def load(self, model: ModelArtifact) -> None:
         o = self.opts
@@ -159,9 +165,20 @@ class KServeBackend(Backend):
         self._model_meta = {k: meta[k] for k in ("name", "versions", "platform") if k in meta}
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        from hwbench.backends.kserve_http import RemoteError
+
         a = self._artifact
-        return self._client.infer(self.opts.model, self.opts.model_version, a.input_name,
-                                  batch, self._datatype, a.output_name)
+        try:
+            return self._client.infer(self.opts.model, self.opts.model_version, a.input_name,
+                                      batch, self._datatype, a.output_name)
+        except RemoteError as exc:
+            with self._errors_lock:
+                self._errors[exc.kind] = self._errors.get(exc.kind, 0) + 1
+            raise
+
+    def request_errors(self) -> dict[str, int] | None:
+        with self._errors_lock:
+            return dict(self._errors)
 
     def info(self) -> BackendInfo:
         server = self._server

@@ -46,6 +46,7 @@ def test_server_scenario_over_http_is_valid_with_digits_accuracy(capsys, out_dir
     assert info["versions"]["server_version"].startswith("0.21")
     assert info["options"]["url"] == server.http_url and info["options"]["protocol"] == "http"
     assert info["concurrency"]["workers"] == 2
+    assert info["request_errors"] == {}
     queued = doc["metrics"]["client_queueing"]  # two requests in flight at most, stamped
     assert queued["samples"] == doc["metrics"]["completed_samples"]
     assert queued["in_call_p50_ms"] > 0
@@ -114,6 +115,7 @@ def test_a_server_that_stalls_mid_run_ends_invalid_naming_the_timeout(tmp_path, 
     assert not doc["valid"]
     assert any("timeout" in r and "within 1" in r for r in doc["invalid_reasons"]), \
         doc["invalid_reasons"]
+    assert doc["backend_info"]["request_errors"]["timeout"] >= 1
     assert "Traceback" not in proc.stderr
 
 

@@ -59,6 +59,17 @@ class Instances:
         times = [t for b in self.all for t in (b.device_compute_ms() or [])]
         return times or None
 
+    def request_errors(self) -> dict[str, int] | None:
+        """Every instance's failed requests by kind, summed, or None when none reports them."""
+        got = [e for b in self.all if (e := b.request_errors()) is not None]
+        if not got:
+            return None
+        total: dict[str, int] = {}
+        for errors in got:
+            for kind, n in errors.items():
+                total[kind] = total.get(kind, 0) + n
+        return dict(sorted(total.items()))
+
     def describe(self) -> dict:
         return {"workers": self.workers, "backend_instances": len(self.all)}
 

@@ -35,7 +35,8 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #   8 - adds drift (a soak's windows and trend tests, hwbench.results.drift; null for other runs
 #       and before).
 #  12 - metrics add client_queueing (each sample's wait for a free worker after its arrival, and
-#       whether it dominates: client_bound; null before it was stamped).
+#       whether it dominates: client_bound; null before it was stamped); backend_info adds
+#       request_errors (a remote backend's failed requests by kind; null for others and before).
 SCHEMA_VERSION = 12
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
@@ -136,6 +137,8 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc = dict(doc, schema_version=12)
         if isinstance(doc.get("metrics"), dict):  # not stamped before schema 12
             doc["metrics"] = {**doc["metrics"], "client_queueing": None}
+        if isinstance(doc.get("backend_info"), dict):
+            doc["backend_info"] = {**doc["backend_info"], "request_errors": None}
     return doc
 
 
