@@ -165,6 +165,11 @@ def test_tls_and_an_api_key_that_never_reaches_the_output(capsys, tmp_path, out_
         code, _, err = cli(capsys, *base, *opts(f"url={srv.http_url}", "model=digits",
                                                 "api_key_env=HWB_KEY"))
         assert code == 2 and "tls_ca" in err
+        # insecure=true: TLS without checking the certificate (http only).
+        code, _, err = cli(capsys, *base, "--mode", "accuracy",
+                           *opts(f"url={srv.http_url}", "model=digits", "insecure=true",
+                                 "api_key_env=HWB_KEY"))
+        assert code == 0, err
         code, out, err = cli(capsys, *base, "--json", "--quiet", "--mode", "both",
                              *opts(f"url={srv.http_url}", "model=digits", f"tls_ca={cert}",
                                    "api_key_env=HWB_KEY"))
