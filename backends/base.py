@@ -10,6 +10,26 @@ timeout, and otherwise on the harness's worker threads (``--instances N``,
 ``--batch-timeout-us``): one instance per worker, each called one call
 at a time, unless the backend's ``info().thread_safe`` is true, when the N workers share one
 instance and call ``run`` concurrently.
+
+Streaming (generative workloads, ``hwbench.workloads.llm``): a backend that sets the class
+attribute ``streams = True`` (and ``info().streams``) serves requests instead of batches. The
+harness's streaming SUT calls, all on the thread that runs hwbench or the load generator's issue
+thread, never concurrently:
+
+* ``serve(sink, keep_outputs)`` once per load-generator pass, before its timed phases: start the
+  serving loop on the backend's own thread(s);
+* ``submit(ids, requests)`` for newly issued requests: non-blocking; ``ids`` are the load
+  generator's uint64 ids, ``requests`` the workload's ``LlmRequest`` objects, in the same order;
+* ``drain()`` at the end of a phase: block until everything submitted so far is complete;
+* ``outputs()`` after the pass: id -> generated token ids (int64), when ``keep_outputs``;
+* ``stop()`` after the pass, and after a failure: end the loop; idempotent.
+
+The serving loop reports progress to the ``TokenSink``: ``sink.tokens`` once per decode step for
+every request that got a token in it (one call, arrays), then ``sink.complete`` for the requests
+that finished. The load generator timestamps each call; the backend never reads a clock.
+``sink.abort(reason)`` reports a fault (the run is then invalid with that reason).
+Fidelity of a streaming backend that computes uses ``logits(tokens)``: teacher-forced, a 1-D int64
+sequence in, float32 ``[len, vocab]`` logits out, at the backend's precision.
 """
 from __future__ import annotations
 
@@ -17,7 +37,7 @@ import dataclasses
 import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -78,6 +98,27 @@ def _declared(options_class: type) -> tuple[Option, ...]:
                  for f in dataclasses.fields(options_class))
 
 
+class TokenSink(Protocol):
+    """Where a streaming backend reports tokens; implemented by the harness over the compiled
+    load generator, which timestamps every call. All three methods are thread-safe; the events
+    of one request must come from one thread at a time (the serving loop's)."""
+
+    def tokens(self, ids: np.ndarray, counts: np.ndarray) -> None:
+        """``ids`` (uint64) got tokens in this step; ``counts`` (uint32, >= 1) is the tokens
+        generated so far for each. An id's first call is its first token."""
+
+    def complete(self, ids: np.ndarray) -> None:
+        """These requests are finished: their last ``tokens`` count is their output length."""
+
+    def abort(self, reason: str) -> None:
+        """A backend fault: the run is invalid with this reason."""
+
+    @property
+    def native(self) -> Any:
+        """The compiled load generator behind the sink, for a serving loop that is itself
+        compiled (the null backend's pacer calls it without the GIL), or None."""
+
+
 @dataclass(frozen=True)
 class Availability:
     """Whether a backend can run here, and if not, why and how to install what it needs."""
@@ -103,6 +144,7 @@ class BackendInfo:
     max_batch_size: int | None = None
     thread_safe: bool = False
     computes: bool = True
+    streams: bool = False  # serves generative requests (serve/submit/drain), see the module
     versions: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +156,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # True for a backend that can serve generative workloads (the streaming methods below);
+    # asked before anything loads, so a backend that cannot is refused with the fix.
+    streams: ClassVar[bool] = False
     Options: ClassVar[type] = NoOptions
     options: ClassVar[tuple[Option, ...]] = ()
 
@@ -171,3 +216,27 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Releases the model and device; called once, also after a failure."""
+
+    # --- streaming (generative workloads; see the module's docstring) --------------------------
+    def serve(self, sink: TokenSink, keep_outputs: bool) -> None:
+        """Starts the serving loop (its own thread), before a pass's timed phases."""
+        raise NotImplementedError(f"backend {self.name} does not stream")
+
+    def submit(self, ids: np.ndarray, requests: list) -> None:
+        """Queues requests (``LlmRequest``) under the load generator's ids; non-blocking."""
+        raise NotImplementedError(f"backend {self.name} does not stream")
+
+    def drain(self) -> None:
+        """Blocks until everything submitted so far is complete (the end of a phase)."""
+        raise NotImplementedError(f"backend {self.name} does not stream")
+
+    def outputs(self) -> dict[int, np.ndarray]:
+        """Id -> generated token ids (int64) of the pass, when served with ``keep_outputs``."""
+        return {}
+
+    def stop(self) -> None:
+        """Ends the serving loop; idempotent, also called after a failure."""
+
+    def logits(self, tokens: np.ndarray) -> np.ndarray:
+        """Teacher-forced logits: 1-D int64 tokens in, float32 ``[len, vocab]`` out."""
+        raise NotImplementedError(f"backend {self.name} has no teacher-forced logits")

@@ -15,6 +15,13 @@ to skip). ``cache`` remembers the answer to every input it has seen and answers 
 memory, skipping the work; ``zeros_under_load`` answers an input it has seen before with zeros,
 skipping the work, on the bet that only the first sight of an input (the accuracy pass) is
 checked.
+
+Generative workloads (``llm``): the backend streams. Each request's first token comes
+``prefill_us`` after it is submitted and each next one ``token_us`` after the previous,
+independently per request (no queueing between requests), for the request's own output length
+or ``output_tokens`` when set. The pacing is compiled (``hwbench._loadgen.TokenPacer``): its own
+thread calls the load generator's token events without the GIL, so the harness's token timing can
+be checked against exact settings; this backend still never reads a clock.
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ from typing import ClassVar
 import numpy as np
 
 # The busy-wait is the compiled load generator's (GIL released): this backend never reads a clock.
-from hwbench._loadgen import spin_for_ns
+from hwbench._loadgen import TokenPacer, spin_for_ns
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 
 
@@ -35,6 +42,7 @@ CHEAT_SERVICE_US = 200.0
 class NullBackend(Backend):
     name: ClassVar[str] = "null"
     description: ClassVar[str] = "no computation: measures the harness (optional fixed service time)"
+    streams: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options:
@@ -43,12 +51,23 @@ class NullBackend(Backend):
                             "audit to catch", choices=CHEATS)
         slowdown_pct: float = option(0.0, "planted drift: each 1,000 samples served add this "
                                      "percentage of service_time_us per sample", minimum=0)
+        prefill_us: float = option(0.0, "llm: time to each request's first token, in "
+                                   "microseconds", minimum=0)
+        token_us: float = option(0.0, "llm: time between a request's tokens, in microseconds",
+                                 minimum=0)
+        output_tokens: int = option(0, "llm: tokens per request (0: the request's own length)",
+                                    minimum=0)
 
     @classmethod
     def availability(cls) -> Availability:
         return Availability(True, devices=("none",), precisions=("none",))
 
     def load(self, model: ModelArtifact) -> None:
+        self._pacer = None
+        # A generative workload's model has no output shape: it is served token by token.
+        self._generative = not hasattr(model, "output_shape")
+        if self._generative:
+            return
         self._shape = model.output_shape
         self._zeros = np.zeros((1, *self._shape), dtype=np.float32)
         self._spin_ns = int(self.opts.service_time_us * 1000)
@@ -84,4 +103,35 @@ class NullBackend(Backend):
 
     def info(self) -> BackendInfo:
         return BackendInfo(self.name, device="none", precision="none", computes=False,
-                           options=self.option_values())
+                           streams=self._generative, options=self.option_values())
+
+    # --- streaming: the compiled pacer reports the tokens --------------------------------------
+    def serve(self, sink, keep_outputs: bool) -> None:
+        native = getattr(sink, "native", None)
+        if native is None:
+            raise RuntimeError("the null backend's pacer reports to the compiled load generator: "
+                               "serve it through hwbench's streaming SUT")
+        self.stop()
+        self._pacer = TokenPacer(native, int(self.opts.prefill_us * 1000),
+                                 int(self.opts.token_us * 1000))
+        self._outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
+
+    def submit(self, ids: np.ndarray, requests: list) -> None:
+        fixed = self.opts.output_tokens
+        lengths = np.fromiter((fixed or r.output_tokens for r in requests), np.uint32,
+                              len(requests))
+        self._pacer.submit(ids, lengths)
+        if self._outputs is not None:  # placeholders: this backend computes no token
+            for i, n in zip(ids.tolist(), lengths.tolist()):
+                self._outputs[i] = np.zeros(n, np.int64)
+
+    def drain(self) -> None:
+        self._pacer.drain()
+
+    def outputs(self) -> dict[int, np.ndarray]:
+        return dict(self._outputs or {})
+
+    def stop(self) -> None:
+        pacer, self._pacer = getattr(self, "_pacer", None), None
+        if pacer is not None:
+            pacer.stop()

@@ -18,6 +18,13 @@ documented API and not run here (this project's machines have no NVIDIA GPU).
 ``mode="reduce-overhead"``, CUDA only) compile in ``load`` with one warm-up batch, outside the
 measured window; a batch size seen first during the run compiles then, in the run's warm-up.
 The backend never reads a clock.
+
+The ``llm`` workload is served, not run: loaded with its artifact, the backend streams
+(``info().streams``) through ``torch_llm``'s engine, iteration-level (continuous) batching over a
+paged KV cache, bounded by ``max_seqs`` concurrent sequences and ``kv_cache_mb`` of cache
+(requests wait when it is full), prefilling at most ``prefill_chunk`` prompt tokens per
+iteration. ``dtype`` is the precision the model computes in; ``logits`` gives teacher-forced
+logits at that precision for fidelity.
 """
 from __future__ import annotations
 
@@ -37,7 +44,9 @@ _DTYPES = ("fp32", "tf32", "bf16", "fp16")
 
 class TorchBackend(Backend):
     name: ClassVar[str] = "torch"
-    description: ClassVar[str] = "PyTorch, the ONNX artifact converted to a torch module"
+    description: ClassVar[str] = ("PyTorch: the ONNX artifact converted to a torch module; "
+                                  "serves the llm workload with continuous batching")
+    streams: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options:
@@ -47,6 +56,11 @@ class TorchBackend(Backend):
         dtype: str = option("fp32", "compute type of an fp32 artifact", choices=_DTYPES)
         channels_last: bool = option(False, "channels-last memory format for 4-D tensors")
         threads: int = option(0, "intra-op threads (0: torch's default)", minimum=0)
+        max_seqs: int = option(64, "llm: most sequences in the running batch", minimum=1)
+        kv_cache_mb: int = option(512, "llm: KV-cache memory in MiB; requests wait when it is "
+                                  "full", minimum=1)
+        prefill_chunk: int = option(256, "llm: most prompt tokens prefilled per iteration",
+                                    minimum=1)
 
     @classmethod
     def availability(cls) -> Availability:
@@ -68,6 +82,9 @@ class TorchBackend(Backend):
         from hwbench.backends import torch_convert
 
         self._device = _device(self.opts.device)
+        self._engine = None
+        if callable(getattr(model, "build", None)):  # a model that builds itself in torch: llm
+            return self._load_llm(model)
         self._precision, compute = _precision(self.opts, model.precision, self._device)
         if self.opts.mode == "cudagraphs" and self._device.type != "cuda":
             raise UsageError("backend torch: mode=cudagraphs needs a CUDA device; use "
@@ -89,6 +106,52 @@ class TorchBackend(Backend):
         self._times: list[float] = []
         self._pinned: dict[int, tuple[Any, Any]] = {}
         self._stream = torch.cuda.Stream(self._device) if self._device.type == "cuda" else None
+
+    def _load_llm(self, artifact: Any) -> None:
+        import torch
+
+        from hwbench.backends import torch_llm
+
+        if self.opts.mode != "eager":
+            raise UsageError(f"backend torch: mode={self.opts.mode} applies to the ONNX "
+                             "workloads; the llm workload is served eager: drop mode")
+        self._precision, compute = _precision(self.opts, "fp32", self._device)
+        if self.opts.threads:
+            torch.set_num_threads(self.opts.threads)
+        if self._device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = self.opts.dtype == "tf32"
+        self._engine = torch_llm.load(
+            artifact, device=self._device, dtype=getattr(torch, compute),
+            max_seqs=self.opts.max_seqs, kv_cache_mb=self.opts.kv_cache_mb,
+            prefill_chunk=self.opts.prefill_chunk)
+        self._times = []
+        self._stream = None
+
+    # -- streaming (the llm workload; the contract is backends.base's) ----------------------
+    def serve(self, sink: Any, keep_outputs: bool) -> None:
+        self._served().serve(sink, keep_outputs)
+
+    def submit(self, ids: np.ndarray, requests: list) -> None:
+        self._served().submit(ids, requests)
+
+    def drain(self) -> None:
+        self._served().drain()
+
+    def outputs(self) -> dict[int, np.ndarray]:
+        return self._served().outputs()
+
+    def stop(self) -> None:
+        if getattr(self, "_engine", None) is not None:
+            self._engine.stop()
+
+    def logits(self, tokens: np.ndarray) -> np.ndarray:
+        return self._served().logits(tokens)
+
+    def _served(self) -> Any:
+        if getattr(self, "_engine", None) is None:
+            raise ModelError("backend torch: streaming needs the llm workload's model; this "
+                             "one is an ONNX artifact")
+        return self._engine
 
     def _compiled(self, module: Any) -> Any:
         """The module, compiled and warmed once when the mode asks for it."""
@@ -120,6 +183,10 @@ class TorchBackend(Backend):
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         import torch
+
+        if self._engine is not None:
+            raise ModelError("backend torch: the llm workload is served (serve/submit), not "
+                             "run in batches")
 
         if self._stream is not None:
             return self._run_cuda(batch)
@@ -163,14 +230,19 @@ class TorchBackend(Backend):
             device += f" {torch.cuda.get_device_name(self._device)}"
         opts: dict[str, Any] = self.option_values()
         opts["threads_used"] = torch.get_num_threads()
+        if self._engine is not None:
+            cache = self._engine.cache
+            opts["kv_cache_tokens"] = cache.n_blocks * cache.block_size
         return BackendInfo(self.name, device=device, precision=self._precision,
-                           thread_safe=False, versions={"torch": torch.__version__},
-                           options=opts)
+                           thread_safe=False, streams=self._engine is not None,
+                           versions={"torch": torch.__version__}, options=opts)
 
     def device_compute_ms(self) -> list[float] | None:
         return self._times if getattr(self, "_stream", None) is not None else None
 
     def close(self) -> None:
+        self.stop()
+        self._engine = None
         self._module = None
         self._pinned = {}
         self._stream = None

@@ -16,10 +16,16 @@
    measured (the total-energy counter where the GPU has one), SM clock, utilisation, memory,
    temperature, throttle reasons. Missing telemetry is reported missing, with its reason.
 4. ``hwbench report`` of the fp32 Offline run.
+5. **The llm workload** (``--llm SIZE``: ``1b`` by default on a GPU, ``tiny`` in the CPU dry run,
+   ``none`` to skip) on the torch backend in bf16: Offline tokens/s, then Server at half that
+   request rate, with TTFT and TPOT percentiles, the token-bound verdicts and teacher-forced
+   fidelity against the FP32 reference (torch on the CPU). On a GPU it serves up to 256
+   sequences with a KV cache of 20 GiB.
 
 It writes exactly summary.md, summary.json, report.html and results.tar.gz (every run directory)
 into OUTDIR, whatever fails: a failed step is a FAIL line with its reason, never a missing file.
-On an H200 it finishes within 4 minutes. ``tests/test_gpu_check.py`` runs the CPU dry run in CI so
+On an H200 steps 1 to 4 finish within 4 minutes; step 5 adds a few (the 1B's FP32
+reference for fidelity runs on the CPU). ``tests/test_gpu_check.py`` runs the CPU dry run in CI so
 that the check cannot rot.
 """
 from __future__ import annotations
@@ -154,7 +160,10 @@ def main() -> int:
                     "0.5 on the CPU)")
     ap.add_argument("--batch", type=int, help="Offline batch size (default: 64 on a GPU, 4 on "
                     "the CPU)")
+    ap.add_argument("--llm", help="llm model size run in bf16 (default: 1b on a GPU, tiny on "
+                    "the CPU; none: skip)")
     a = ap.parse_args()
+    a.llm = a.llm or ("1b" if a.device.startswith("cuda") else "tiny")
     gpu = a.device.startswith("cuda")
     duration = a.duration or (5.0 if gpu else 0.5)
     batch = a.batch or (64 if gpu else 4)
@@ -164,7 +173,7 @@ def main() -> int:
     summary: dict[str, Any] = {"device": a.device, "workload": a.workload, "duration_s": duration,
                                "offline_batch": batch, "python": platform.python_version(),
                                "host": platform.node(), "steps": {}, "runs": {}, "bare": {},
-                               "ratios": {}, "log": log}
+                               "ratios": {}, "llm": {}, "log": log}
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
         try:
@@ -236,6 +245,57 @@ def _check(a: argparse.Namespace, summary: dict, runs: Path, duration: float, ba
         code, _, err = _hwbench(["report", str(runs / off["run_id"])], timeout=120)
         steps["report"] = {"passed": code == 0, "why": err.splitlines()[-1] if code and err
                            else ""}
+    if a.llm != "none":
+        _llm(a, summary, runs, duration, log)
+
+
+def _llm_figures(doc: dict) -> dict[str, Any]:
+    m = doc.get("metrics") or {}
+    fid = doc.get("fidelity") or {}
+    bounds = m.get("token_bounds") or {}
+    return {"run_id": doc.get("run_id"), "valid": doc.get("valid"),
+            "invalid_reasons": doc.get("invalid_reasons") or [],
+            "precision": (doc.get("backend_info") or {}).get("precision"),
+            "device": (doc.get("backend_info") or {}).get("device"),
+            "requests_per_s": m.get("completed_samples_per_second") or m.get("samples_per_second"),
+            "tokens_per_s": m.get("tokens_per_second"), "output_tokens": m.get("output_tokens"),
+            "ttft_ms": m.get("ttft_ms"), "tpot_ms": m.get("tpot_ms"),
+            "ttft_met": bounds.get("ttft_met"), "tpot_met": bounds.get("tpot_met"),
+            "fidelity": fid.get("observed_precision"), "fidelity_passed": fid.get("passed"),
+            "fidelity_top1": fid.get("top1_agreement"), "fidelity_error": fid.get("max_rel_error"),
+            "fidelity_note": doc.get("fidelity_note")}
+
+
+def _llm(a: argparse.Namespace, summary: dict, runs: Path, duration: float,
+         log: list[str]) -> None:
+    """Step 5: the llm workload in bf16, Offline then Server at half its request rate."""
+    rate = None
+    for scenario in ("offline", "server"):
+        args = ["run", "--workload", "llm", "--model", a.llm, *_torch_opts(a.device, "bf16"),
+                "--scenario", scenario, "--duration", f"{duration:g}", "--min-queries", "64",
+                "--json", "--quiet", "--output", str(runs)]
+        if scenario == "server":
+            args += ["--target-qps", f"{0.5 * (rate or 2.0):.2f}"]
+        if a.device.startswith("cuda"):  # a GPU's memory holds a serving batch's worth
+            args += ["--backend-opt", "max_seqs=256", "--backend-opt", "kv_cache_mb=20480"]
+        else:
+            args += ["--backend-opt", "threads=1"]  # a small shared CPU (docs/llm.md)
+        code, doc, err = _hwbench(args, timeout=600)
+        key = f"llm-{a.llm}/{scenario}/bf16"
+        if doc is None:
+            summary["llm"][key] = {"valid": False, "invalid_reasons": [err or f"exit {code}"]}
+            log.append(f"{key}: no result ({err.splitlines()[-1] if err else code})")
+            continue
+        fig = summary["llm"][key] = _llm_figures(doc)
+        log.append(f"{key}: exit {code}, {fig['tokens_per_s'] or 0:.1f} tokens/s")
+        if scenario == "offline":
+            rate = fig["requests_per_s"]
+    done = [f for f in summary["llm"].values() if f.get("run_id")]
+    summary["steps"]["llm"] = {
+        "passed": len(done) == 2 and all(f["fidelity_passed"] for f in done),
+        "why": "; ".join(f"{k}: {(f.get('invalid_reasons') or [f.get('fidelity_note')])[0]}"
+                         for k, f in summary["llm"].items()
+                         if not (f.get("run_id") and f.get("fidelity_passed")))}
 
 
 def _ratios(summary: dict, dtype: str) -> None:
@@ -292,11 +352,25 @@ def _markdown(s: dict) -> str:
     for key, b in s["bare"].items():
         lines.append(f"\nbare {key}: {b['samples_per_s']:,.1f} samples/s, p90 "
                      f"{b['p90_ms']:.3f} ms (batch {b['batch']}, {b['iterations']} iterations)")
+    if s.get("llm"):
+        lines += ["", "| llm run | valid | precision (fidelity, top-1, error) | requests/s | "
+                  "tokens/s | TTFT p50 / p99 ms | TPOT p50 / p99 ms | bounds met (TTFT, TPOT) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for key, r in s["llm"].items():
+            ttft, tpot = r.get("ttft_ms") or {}, r.get("tpot_ms") or {}
+            lines.append(
+                f"| {key} | {'yes' if r.get('valid') else 'NO'} | {r.get('precision')} "
+                f"({r.get('fidelity')}, {_fmt(r.get('fidelity_top1'), '{:.3f}')}, "
+                f"{_fmt(r.get('fidelity_error'), '{:.2g}')}) | "
+                f"{_fmt(r.get('requests_per_s'))} | {_fmt(r.get('tokens_per_s'), '{:,.1f}')} | "
+                f"{_fmt(ttft.get('p50'), '{:.1f}')} / {_fmt(ttft.get('p99'), '{:.1f}')} | "
+                f"{_fmt(tpot.get('p50'), '{:.2f}')} / {_fmt(tpot.get('p99'), '{:.2f}')} | "
+                f"{r.get('ttft_met')}, {r.get('tpot_met')} |")
     notes = sorted({n for r in s["runs"].values() for n in r.get("telemetry_notes") or []})
     if notes:
         lines += ["", "Telemetry notes: " + "; ".join(notes)]
-    invalid = [f"- {k}: {'; '.join(r['invalid_reasons'])}" for k, r in s["runs"].items()
-               if r.get("invalid_reasons")]
+    invalid = [f"- {k}: {'; '.join(r['invalid_reasons'])}"
+               for k, r in {**s["runs"], **s.get("llm", {})}.items() if r.get("invalid_reasons")]
     if invalid:
         lines += ["", "Invalid runs:", *invalid]
     return "\n".join(lines) + "\n"

@@ -41,6 +41,11 @@ struct Settings {
   // variable. 0: it never busy-waits (arrivals may then be late by the OS timer's slack, and the
   // lateness counts as latency). See docs/loadgen.md for what it costs and buys.
   double spin_us = 20.0;
+  // Token timing (generative workloads). Server judges the target percentile of time to first
+  // token and of time per output token against these bounds, each with early stopping, instead
+  // of the query latency bound (MLPerf's LLM benchmarks). 0: that bound is not judged.
+  double ttft_bound_s = 0.0;
+  double tpot_bound_s = 0.0;
   bool early_stopping = true;
   double early_stopping_confidence = 0.99;
   // Server's arrivals (see arrival_schedule). Poisson at server_target_qps is MLPerf's.
@@ -85,11 +90,32 @@ struct Summary {
                                       // is within what the query count allows (Server)
   bool meets_min_duration = false;
   bool meets_min_queries = false;
+  // Token timing: filled when the run had token events (has_tokens), else zero.
+  bool has_tokens = false;
+  LatencyStats ttft;                  // per completed sample: first token - issue
+  LatencyStats tpot;                  // per completed sample of >= 2 tokens:
+                                      // (last token - first token) / (tokens - 1)
+  uint64_t tpot_samples = 0;          // the samples TPOT is judged over
+  double itl_p99_ns = 0;              // p99 of every gap between consecutive token events
+  double max_stall_ns = 0;            // the longest such gap within one response
+  uint64_t output_tokens = 0;         // tokens of the completed samples
+  double tokens_per_second = 0;       // output tokens / duration
+  uint64_t good_samples = 0;          // completed within both token bounds (goodput)
+  double goodput = 0;                 // good samples per second
+  double percentile_ttft_ns = 0;      // the target percentile of TTFT and of TPOT
+  double percentile_tpot_ns = 0;
+  uint64_t over_ttft = 0;             // samples over the TTFT / TPOT bound
+  uint64_t over_tpot = 0;
+  bool ttft_met = false;              // Server: the bound held, early stopping included
+  bool tpot_met = false;
   std::string metric_name;
   double metric_value = 0;
   bool valid = false;
   std::vector<std::string> invalid_reasons;
 };
+
+/// \brief Validates a record's token columns: empty, or one row per sample.
+void check_token_columns(const Records& r);
 
 /// \brief Analyses the measured window that began at `start_ns`.
 Summary analyze(const Settings& s, const Records& r, int64_t start_ns);

@@ -3,6 +3,7 @@
 // progress and acquired explicitly in every callback into Python.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -11,6 +12,7 @@
 
 #include "analysis.h"
 #include "loadgen.h"
+#include "pacer.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -100,6 +102,13 @@ nb::dict records_dict(Records&& r) {
   d["query"] = to_numpy(std::move(r.query));
   d["issue_ns"] = to_numpy(std::move(r.issue_ns));
   d["complete_ns"] = to_numpy(std::move(r.complete_ns));
+  if (r.has_tokens()) {  // only a run with token events has token columns
+    d["first_token_ns"] = to_numpy(std::move(r.first_token_ns));
+    d["last_token_ns"] = to_numpy(std::move(r.last_token_ns));
+    d["token_count"] = to_numpy(std::move(r.token_count));
+    d["max_gap_ns"] = to_numpy(std::move(r.max_gap_ns));
+    d["token_gaps_ns"] = to_numpy(std::move(r.token_gaps_ns));
+  }
   return d;
 }
 
@@ -209,6 +218,8 @@ NB_MODULE(_loadgen, m) {
       .def_rw("ramp_to_qps", &Settings::ramp_to_qps)
       .def_rw("ramp_over_s", &Settings::ramp_over_s)
       .def_rw("trace_ns", &Settings::trace_ns)
+      .def_rw("ttft_bound_s", &Settings::ttft_bound_s)
+      .def_rw("tpot_bound_s", &Settings::tpot_bound_s)
       .def_rw("early_stopping", &Settings::early_stopping)
       .def_rw("early_stopping_confidence", &Settings::early_stopping_confidence);
 
@@ -245,6 +256,22 @@ NB_MODULE(_loadgen, m) {
       .def_ro("meets_min_queries", &Summary::meets_min_queries)
       .def_ro("metric_name", &Summary::metric_name)
       .def_ro("metric_value", &Summary::metric_value)
+      .def_ro("has_tokens", &Summary::has_tokens)
+      .def_ro("ttft", &Summary::ttft)
+      .def_ro("tpot", &Summary::tpot)
+      .def_ro("tpot_samples", &Summary::tpot_samples)
+      .def_ro("itl_p99_ns", &Summary::itl_p99_ns)
+      .def_ro("max_stall_ns", &Summary::max_stall_ns)
+      .def_ro("output_tokens", &Summary::output_tokens)
+      .def_ro("tokens_per_second", &Summary::tokens_per_second)
+      .def_ro("good_samples", &Summary::good_samples)
+      .def_ro("goodput", &Summary::goodput)
+      .def_ro("percentile_ttft_ns", &Summary::percentile_ttft_ns)
+      .def_ro("percentile_tpot_ns", &Summary::percentile_tpot_ns)
+      .def_ro("over_ttft", &Summary::over_ttft)
+      .def_ro("over_tpot", &Summary::over_tpot)
+      .def_ro("ttft_met", &Summary::ttft_met)
+      .def_ro("tpot_met", &Summary::tpot_met)
       .def_ro("valid", &Summary::valid)
       .def_ro("invalid_reasons", &Summary::invalid_reasons);
 
@@ -256,6 +283,17 @@ NB_MODULE(_loadgen, m) {
           "complete",
           [](LoadGen& lg, const InArray<uint64_t>& ids) { lg.complete(ids.data(), ids.shape(0)); },
           "ids"_a, "Marks samples complete (one timestamp per call). Thread-safe.")
+      .def(
+          "tokens",
+          [](LoadGen& lg, const InArray<uint64_t>& ids, const InArray<uint32_t>& counts) {
+            if (ids.shape(0) != counts.shape(0)) {
+              throw std::invalid_argument("tokens(): ids and counts differ in length");
+            }
+            lg.tokens(ids.data(), counts.data(), ids.shape(0));
+          },
+          "ids"_a, "counts"_a,
+          "Token events: tokens generated so far per id (one timestamp per call; an id's first "
+          "event is its first token). Thread-safe.")
       .def("abort", &LoadGen::abort, "reason"_a,
            "Stops the run as soon as possible, marking it invalid. Thread-safe.")
       .def("is_aborted", &LoadGen::is_aborted, "True once the run was aborted. Thread-safe.")
@@ -273,7 +311,11 @@ NB_MODULE(_loadgen, m) {
   m.def(
       "analyze",
       [](const Settings& s, const InArray<uint64_t>& index, const InArray<uint64_t>& query,
-         const InArray<int64_t>& issue_ns, const InArray<int64_t>& complete_ns, int64_t start_ns) {
+         const InArray<int64_t>& issue_ns, const InArray<int64_t>& complete_ns, int64_t start_ns,
+         std::optional<InArray<int64_t>> first_token_ns,
+         std::optional<InArray<int64_t>> last_token_ns,
+         std::optional<InArray<uint32_t>> token_count, std::optional<InArray<int64_t>> max_gap_ns,
+         std::optional<InArray<int64_t>> token_gaps_ns) {
         Records r;
         r.index = to_vector(index);
         r.query = to_vector(query);
@@ -283,11 +325,51 @@ NB_MODULE(_loadgen, m) {
             r.complete_ns.size() != r.index.size()) {
           throw std::invalid_argument("record columns differ in length");
         }
+        if (token_count) {
+          if (!first_token_ns || !last_token_ns) {
+            throw std::invalid_argument("token_count needs first_token_ns and last_token_ns");
+          }
+          r.first_token_ns = to_vector(*first_token_ns);
+          r.last_token_ns = to_vector(*last_token_ns);
+          r.token_count = to_vector(*token_count);
+          r.max_gap_ns = max_gap_ns ? to_vector(*max_gap_ns)
+                                    : std::vector<int64_t>(r.token_count.size(), 0);
+          if (token_gaps_ns) r.token_gaps_ns = to_vector(*token_gaps_ns);
+          check_token_columns(r);
+        }
         nb::gil_scoped_release release;
         return analyze(s, r, start_ns);
       },
       "settings"_a, "index"_a, "query"_a, "issue_ns"_a, "complete_ns"_a, "start_ns"_a,
-      "Analyses a recorded window (the same code a run uses).");
+      "first_token_ns"_a = nb::none(), "last_token_ns"_a = nb::none(),
+      "token_count"_a = nb::none(), "max_gap_ns"_a = nb::none(), "token_gaps_ns"_a = nb::none(),
+      "Analyses a recorded window (the same code a run uses); token columns optional.");
+  nb::class_<TokenPacer>(m, "TokenPacer")
+      .def(
+          "__init__",
+          [](TokenPacer* p, LoadGen& lg, int64_t prefill_ns, int64_t token_ns, int64_t spin_ns) {
+            if (prefill_ns < 0 || token_ns < 0 || spin_ns < 0) {
+              throw std::invalid_argument("TokenPacer: times must be >= 0");
+            }
+            new (p) TokenPacer(&lg, prefill_ns, token_ns, spin_ns);
+          },
+          "loadgen"_a, "prefill_ns"_a, "token_ns"_a, "spin_ns"_a = 100000,
+          nb::keep_alive<1, 2>(),
+          "A compiled serving loop that reports tokens on a fixed pace (the null backend's).")
+      .def(
+          "submit",
+          [](TokenPacer& p, const InArray<uint64_t>& ids, const InArray<uint32_t>& lengths) {
+            if (ids.shape(0) != lengths.shape(0)) {
+              throw std::invalid_argument("submit(): ids and lengths differ in length");
+            }
+            p.submit(ids.data(), lengths.data(), ids.shape(0));
+          },
+          "ids"_a, "lengths"_a, "Queues requests of these lengths, due from now. Thread-safe.")
+      .def("drain", &TokenPacer::drain, nb::call_guard<nb::gil_scoped_release>(),
+           "Blocks (GIL released) until every submitted request completed.")
+      .def("stop", &TokenPacer::stop, nb::call_guard<nb::gil_scoped_release>(),
+           "Ends the pacer's thread; idempotent.")
+      .def("outstanding", &TokenPacer::outstanding, "Requests not yet complete.");
   m.def(
       "server_schedule",
       [](double qps, uint64_t min_n, double min_duration_s, uint64_t seed) {

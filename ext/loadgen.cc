@@ -117,6 +117,52 @@ void LoadGen::complete(const uint64_t* ids, size_t n) {
   completing_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
+void LoadGen::tokens(const uint64_t* ids, const uint32_t* counts, size_t n) {
+  const int64_t t = now_ns();
+  completing_.fetch_add(1, std::memory_order_seq_cst);  // the same gate as complete()
+  if (!accepting_.load(std::memory_order_seq_cst)) {
+    completing_.fetch_sub(1, std::memory_order_seq_cst);
+    return;
+  }
+  const uint64_t issued = issued_.load(std::memory_order_acquire);
+  const uint64_t tag = run_tag_.load(std::memory_order_relaxed);
+  std::vector<std::pair<uint64_t, int64_t>> gaps;
+  gaps.reserve(n);
+  uint64_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t id = ids[i] & kSeqMask;
+    if ((ids[i] & ~kSeqMask) != tag) continue;  // an earlier run's: its run is over
+    if (id >= issued || counts[i] == 0) {
+      ++bad;
+      continue;
+    }
+    TokenBlock& tb = log_.tokens(id);
+    const size_t s = SampleLog::slot(id);
+    const uint32_t before = tb.count[s].load(std::memory_order_relaxed);
+    if (counts[i] < before) {
+      ++bad;
+      continue;
+    }
+    tb.count[s].store(counts[i], std::memory_order_relaxed);
+    const int64_t last = tb.last_ns[s].load(std::memory_order_relaxed);
+    tb.last_ns[s].store(t, std::memory_order_relaxed);
+    if (last == 0) {
+      tb.first_ns[s].store(t, std::memory_order_relaxed);
+      continue;
+    }
+    const int64_t gap = t - last;
+    if (gap > tb.max_gap_ns[s].load(std::memory_order_relaxed)) {
+      tb.max_gap_ns[s].store(gap, std::memory_order_relaxed);
+    }
+    gaps.emplace_back(id, gap);
+  }
+  if (!gaps.empty()) log_.add_gaps(gaps);
+  if (bad) bad_token_events_.fetch_add(bad, std::memory_order_relaxed);
+  // A token is progress: a long response that streams is not a stuck sample.
+  if (bad < n) last_progress_ns_.store(t, std::memory_order_relaxed);
+  completing_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
 // Stops accepting completions and waits for the complete() calls already in flight, so that the
 // sample log can be read and freed safely.
 void LoadGen::close_completions() {
@@ -237,7 +283,8 @@ bool LoadGen::wait_completed(uint64_t target, double timeout_s, int64_t spin_ns,
     if (c != last) {
       last = c;
       last_progress = t;
-    } else if (t - last_progress > seconds_to_ns(timeout_s)) {
+    } else if (t - std::max(last_progress, last_progress_ns_.load(std::memory_order_relaxed)) >
+               seconds_to_ns(timeout_s)) {  // token events are progress too
       errors_.push_back(timeout_reason(target - c, timeout_s));
       abort_.store(true, std::memory_order_release);
       break;
@@ -411,6 +458,7 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
   completed_ = 0;
   bad_completions_ = 0;
   stale_completions_ = 0;
+  bad_token_events_ = 0;
   spin_ns_ = 0;
   run_tag_.store((g_last_run_tag.fetch_add(1) + 1) << kRunTagShift);
   abort_ = false;
@@ -554,6 +602,10 @@ RunOutput LoadGen::run(SystemUnderTest& sut, SampleLibrary& qsl, const Settings&
   if (bad) {
     out.errors.push_back(std::to_string(bad) +
                          " completion(s) named a sample id that was not outstanding");
+  }
+  if (uint64_t bt = bad_token_events_.load()) {
+    out.errors.push_back(std::to_string(bt) + " token event(s) named a sample id that was not " +
+                         "issued, or a count of 0 or below the sample's previous one");
   }
   out.stale_completions = stale_completions_.load();
   out.spin_ns = spin_ns_.load();

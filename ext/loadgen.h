@@ -97,6 +97,16 @@ class LoadGen {
   /// as stale and ignored; it never completes this run's sample of the same sequence number.
   void complete(const uint64_t* ids, size_t n);
 
+  /// \brief Token events of samples that complete in pieces (a generative workload): one
+  /// timestamp for the call, as complete() takes. `counts[i]` is the tokens generated so far for
+  /// `ids[i]` (>= 1, never less than its previous event's); the first event of an id is its first
+  /// token. Per id it records the first and latest event's time, the count, and the longest gap
+  /// between consecutive events; every gap goes to the inter-token latency. Thread-safe, and may
+  /// be called from any thread, but the events of one id must come from one thread at a time (a
+  /// serving loop's). Ignored when no run is open; ids of an earlier run are ignored, and bad
+  /// ids or counts make the run invalid. complete() still ends each sample after its last event.
+  void tokens(const uint64_t* ids, const uint32_t* counts, size_t n);
+
   /// \brief Sample ids are (run tag << kRunTagShift) | sequence number within the run. Run tags
   /// come from one process-wide counter, so no two runs of any LoadGen share an id.
   static constexpr unsigned kRunTagShift = 32;
@@ -145,6 +155,7 @@ class LoadGen {
   std::atomic<uint64_t> completed_{0};
   std::atomic<uint64_t> bad_completions_{0};
   std::atomic<uint64_t> stale_completions_{0};
+  std::atomic<uint64_t> bad_token_events_{0};
   std::atomic<int64_t> spin_ns_{0};  // busy-waiting in the measured window (Settings::spin_us)
   std::atomic<uint64_t> run_tag_{0};  // this run's tag, already shifted into the high bits
   std::atomic<bool> abort_{false};

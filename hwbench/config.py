@@ -18,6 +18,7 @@ PRECISIONS = ("fp32", "fp16", "int8")  # of the artifact every backend runs (hwb
 MAX_TELEMETRY_HZ = 1000.0
 MAX_SPIN_US = 10000.0  # a longer busy-wait only takes a core from the system under test
 PTD_SOURCE = "ptdaemon"  # the power source that --ptd points at
+LLM_PROFILES = ("default", "interactive")  # a generative workload's token bounds (docs/llm.md)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,11 @@ class RunConfig:
     target_qps: float | None = None
     expected_qps: float | None = None
     latency_bound_ms: float | None = None
+    # Generative workloads: Server's p99 time-to-first-token and time-per-output-token bounds
+    # (default: the workload's, per size and --llm-profile; docs/llm.md).
+    ttft_bound_ms: float | None = None
+    tpot_bound_ms: float | None = None
+    llm_profile: str = "default"
     batch_size: int = 1
     instances: int = 1
     batch_timeout_us: float = 0.0
@@ -167,6 +173,11 @@ class RunConfig:
         _positive("--target-qps", self.target_qps)
         _positive("--expected-qps", self.expected_qps)
         _positive("--latency-bound-ms", self.latency_bound_ms)
+        _positive("--ttft-bound-ms", self.ttft_bound_ms)
+        _positive("--tpot-bound-ms", self.tpot_bound_ms)
+        if self.llm_profile not in LLM_PROFILES:
+            raise UsageError(f"unknown --llm-profile {self.llm_profile!r}: use one of "
+                             f"{', '.join(LLM_PROFILES)}")
         _positive("--warmup", self.warmup_s, allow_zero=True)
         _positive("--sample-timeout", self.sample_timeout_s)
         _positive("--spin-us", self.spin_us, allow_zero=True)

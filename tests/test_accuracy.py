@@ -95,7 +95,8 @@ def test_digits_both_modes_valid_with_accuracy_equal_to_direct_onnxruntime(capsy
                          "--mode", "both", "--scenario", "offline", "--duration", "0.5",
                          "--warmup", "0.1")
     assert code == 0, doc["invalid_reasons"]
-    assert doc["valid"] and doc["validated"] == {"performance": True, "accuracy": True}
+    assert doc["valid"] and doc["validated"] == {"performance": True, "accuracy": True,
+                                              "fidelity": True}
     acc = doc["accuracy"]
     # The same model and samples computed directly, without the load generator.
     w = Digits()

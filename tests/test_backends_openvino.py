@@ -42,7 +42,7 @@ def test_digits_accuracy_passes_and_records_the_effective_precision(capsys, out_
                          "--mode", "both", "--duration", "0.5", "--warmup", "0.1",
                          "--backend-opt", f"precision={asked}")
     assert code == 0, doc["invalid_reasons"]
-    assert doc["validated"] == {"performance": True, "accuracy": True}
+    assert doc["validated"] == {"performance": True, "accuracy": True, "fidelity": True}
     info = doc["backend_info"]
     assert info["options"]["precision"] == asked and info["options"]["execution_devices"] == ["CPU"]
     # What OpenVINO compiled with, asked of OpenVINO independently of the backend.

@@ -54,7 +54,8 @@ def test_every_scenario_end_to_end(capsys, out_dir, scenario):
     code, doc = run_json(capsys, out_dir, "--workload", "tiny", "--scenario", scenario,
                          "--backend", "torch", *FAST, *test_cli_run.SCENARIO_ARGS[scenario], *ONE)
     assert code == 0, doc["invalid_reasons"]
-    assert doc["valid"] and doc["validated"] == {"performance": True, "accuracy": None}
+    assert doc["valid"] and doc["validated"] == {"performance": True, "accuracy": None,
+                                              "fidelity": True}
     m = doc["metrics"]
     assert m["completed_samples"] == m["issued_samples"] > 0
     assert doc["fidelity"]["passed"] and doc["fidelity"]["observed_precision"] == "fp32"

@@ -1,6 +1,6 @@
 """bench/gpu_check.py, the one command an NVIDIA machine runs, dry-run on the CPU so it cannot rot:
 the same steps (the torch backend in every scenario at fp32 and bf16, the bare loops, the
-report), the same four files. The GPU itself is the only part not exercised here."""
+report, the llm workload in bf16 on its tiny size), the same four files. The GPU itself is the only part not exercised here."""
 from __future__ import annotations
 
 import json
@@ -41,6 +41,13 @@ def test_the_cpu_dry_run_writes_exactly_the_four_files(tmp_path):
     md = (out / "summary.md").read_text()
     assert "| build_and_one_run | PASS |" in md and "harness / bare torch loop" in md
     assert "<html" in (out / "report.html").read_text().lower()
+    # The llm step (tiny here, the 1B on a GPU): both runs, fidelity passed, token figures.
+    assert s["steps"]["llm"]["passed"], s["steps"]["llm"]
+    assert set(s["llm"]) == {"llm-tiny/offline/bf16", "llm-tiny/server/bf16"}
+    for r in s["llm"].values():
+        assert r["precision"] == "bf16" and r["fidelity"] == "bf16" and r["tokens_per_s"] > 0
+        assert r["ttft_ms"]["p99"] > 0 and r["tpot_ms"]["p99"] > 0
+    assert "| llm-tiny/server/bf16 |" in md
     with tarfile.open(out / "results.tar.gz") as tar:
         names = tar.getnames()
-    assert sum(n.endswith("/result.json") for n in names) == 9  # the smoke run and eight more
+    assert sum(n.endswith("/result.json") for n in names) == 11  # the smoke run and ten more

@@ -23,7 +23,8 @@ def test_digits_both_modes_with_robustness_end_to_end(capsys, out_dir):
     assert code == 0, out
     run_dir = next(p for p in out_dir.iterdir() if p.is_dir())
     doc = json.loads((run_dir / "result.json").read_text())
-    assert doc["valid"] and doc["validated"] == {"performance": True, "accuracy": True}
+    assert doc["valid"] and doc["validated"] == {"performance": True, "accuracy": True,
+                                              "fidelity": True}
     r = doc["robustness"]
     assert r["samples"] == 539 and r["seed"] == 1
     assert r["clean_accuracy"] == doc["accuracy"]["value"]  # same images, same model

@@ -20,6 +20,13 @@ from hwbench.tables import format_value
 HEADERS = ("system / backend", "runs", "samples/s", "p90 ms", "p99 ms", "accuracy", "W",
            "J/query", "samples/s/W", "samples/s per k$", "headline", "vs baseline",
            "ratio 95% CI", "note")
+# A generative workload's table (llm): its throughput is tokens, its latencies TTFT and TPOT
+# (same columns by position, so the notes read both alike).
+LLM_HEADERS = ("system / backend", "runs", "tokens/s", "TTFT p99 ms", "TPOT p99 ms",
+               "accuracy", "W", "J/query", "samples/s/W", "samples/s per k$", "headline",
+               "vs baseline", "ratio 95% CI", "note")
+_FIGURES = {False: ("samples_per_second", "latency_ms.p90", "latency_ms.p99"),
+            True: ("tokens_per_second", "ttft_ms.p99", "tpot_ms.p99")}
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,9 @@ class Group:
             if (r.doc.get("validated") or {}).get("performance") is not True or not r.doc["valid"]:
                 out.append(f"run {r.run_id} is not a valid performance run")
             if not r.accuracy_validated:
-                out.append(f"run {r.run_id}: accuracy not validated")
+                out.append(f"run {r.run_id}: " + ("fidelity not validated (accuracy is not "
+                                                  "applicable)" if r.generative
+                                                  else "accuracy not validated"))
         return out
 
 
@@ -95,7 +104,8 @@ def _ratio(g: Group, base: Group) -> tuple[float | None, tuple[float, float] | N
 
 def _row(g: Group, base: Group, prices: dict[str, float], problems: list[str]) -> list[object]:
     r = g.first
-    tput = g.median(lambda x: x.metric("samples_per_second"))
+    tput_key, lat1, lat2 = _FIGURES[r.generative]
+    tput = g.median(lambda x: x.metric(tput_key))
     price = price_for(r, prices)
     ratio, ci, noisy = _ratio(g, base)
     note = ["baseline"] if g is base else []
@@ -103,11 +113,12 @@ def _row(g: Group, base: Group, prices: dict[str, float], problems: list[str]) -
         note.append("* forced: " + "; ".join(problems))
     if noisy:
         note.append("within run-to-run noise")
-    return [r.label, len(g.records), tput, g.median(lambda x: x.metric("latency_ms.p90")),
-            g.median(lambda x: x.metric("latency_ms.p99")), r.accuracy_status,
+    samples_s = g.median(lambda x: x.metric("samples_per_second"))
+    return [r.label, len(g.records), tput, g.median(lambda x: x.metric(lat1)),
+            g.median(lambda x: x.metric(lat2)), r.accuracy_status,
             g.median(lambda x: x.watts), g.median(lambda x: x.energy_per_query_j),
             g.median(lambda x: x.perf_per_watt),
-            None if price is None or tput is None else tput / price * 1000,
+            None if price is None or samples_s is None else samples_s / price * 1000,
             f"{r.headline[0]} {format_value(g.median(lambda x: x.headline[1]))}"
             if r.headline[0] else None,
             ratio, "-" if g is base else "no CI" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]",
@@ -137,7 +148,8 @@ def build(records: Sequence[RunRecord], baseline: str | None = None,
             raise UsageError(f"not comparable: {bad[0]}{more}; pass --force to compare anyway "
                              "(rows are then marked)")
         rows = [_row(g, base, prices, problems[id(g)]) for g in groups]
-        tables.append(Table(f"{workload} / {scenario}", HEADERS, rows,
+        headers = LLM_HEADERS if groups[0].first.generative else HEADERS
+        tables.append(Table(f"{workload} / {scenario}", headers, rows,
                             _notes(groups, base, prices, rows)))
     return tables
 

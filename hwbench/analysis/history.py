@@ -30,6 +30,10 @@ MIN_CHANGE = 0.02  # relative to the earlier median
 INVALID = "(invalid: not judged)"
 HEADERS = ("created (UTC)", "run id", "valid", "headline", "samples/s", "p99 ms", "accuracy",
            "flag")
+# A generative workload's history (llm): tokens/s and the p99 token latencies; accuracy is not
+# applicable to it.
+LLM_HEADERS = ("created (UTC)", "run id", "valid", "headline", "tokens/s", "TTFT p99 ms",
+               "TPOT p99 ms", "flag")
 
 
 def _perf_regressed(value: float, earlier: list[float], higher_better: bool) -> bool:
@@ -77,9 +81,16 @@ def flags(rows: list[dict[str, Any]]) -> list[str]:
 def build(rows: list[dict[str, Any]]) -> Table:
     """The table of one configuration's runs, oldest first, from index rows."""
     marks = flags(rows)
+    tokens = any(r.get("ttft_p99_ms") is not None for r in rows)
+
+    def figures(r: dict[str, Any]) -> list[Any]:
+        if tokens:
+            return [r.get("tokens_per_second"), r.get("ttft_p99_ms"), r.get("tpot_p99_ms")]
+        return [r["samples_per_second"], r["p99_ms"], r["accuracy_value"]]
+
     body = [[r["created_utc"], r["run_id"], bool(r["valid"]),
              f"{r['metric_name']} {format_value(r['metric_value'])}"
-             if r["metric_value"] is not None else None, r["samples_per_second"], r["p99_ms"], r["accuracy_value"], mark]
+             if r["metric_value"] is not None else None, *figures(r), mark]
             for r, mark in zip(rows, marks)]
     first = rows[0]
     title = (f"History: {first['workload']} / {first['scenario']} / {first['backend']} on "
@@ -93,7 +104,7 @@ def build(rows: list[dict[str, Any]]) -> Table:
         notes.append("the latest run regressed")
     if any("DRIFT" in m for m in marks[-1:]):
         notes.append("the runs up to the latest drift the worse way")
-    return Table(title, HEADERS, body, notes)
+    return Table(title, LLM_HEADERS if tokens else HEADERS, body, notes)
 
 
 def page(rows: list[dict[str, Any]], table: Table) -> str:

@@ -20,7 +20,9 @@ KINDS: dict[str, str | None] = {
     "valid": None, "latency": "max_ms", "throughput": "min_samples_per_s",
     "accuracy": "min_fraction_of_reference", "robustness": "max_relative_drop",
     "power": "max_watts", "memory": "max_peak_mb", "no_throttling": None,
-    "no_drift": None}
+    "no_drift": None,
+    # generative workloads (llm): token latencies (with a percentile, as latency) and throughput
+    "ttft": "max_ms", "tpot": "max_ms", "tokens": "min_tokens_per_s"}
 _RUN_KEYS = {f.name for f in dataclasses.fields(RunConfig)} - {
     "workload", "backend", "backend_options", "output"}
 
@@ -41,7 +43,9 @@ _NAMES = {"valid": "valid run", "latency": "p{p:g} latency <= {b:g} ms",
           "throughput": "throughput >= {b:g} samples/s", "accuracy": "accuracy >= {b:.1%} of reference",
           "robustness": "robustness drop <= {b:g}", "power": "power <= {b:g} W",
           "memory": "peak memory <= {b:g} MB", "no_throttling": "no throttling",
-          "no_drift": "no drift over the soak"}
+          "no_drift": "no drift over the soak",
+          "ttft": "p{p:g} TTFT <= {b:g} ms", "tpot": "p{p:g} TPOT <= {b:g} ms",
+          "tokens": "throughput >= {b:g} tokens/s"}
 
 
 @dataclass(frozen=True)
@@ -106,14 +110,15 @@ def _requirement(r: dict[str, Any], runs: dict[str, RunConfig]) -> Requirement:
     if run not in runs:
         raise UsageError(f"requirement {kind} names run {run!r}: use one of {', '.join(runs)}")
     key = KINDS[kind]
-    allowed = {"kind", "run", key} | ({"percentile"} if kind == "latency" else set())
+    timed = kind in ("latency", "ttft", "tpot")
+    allowed = {"kind", "run", key} | ({"percentile"} if timed else set())
     if set(r) - allowed:
         raise UsageError(f"requirement {kind}: unknown keys {sorted(set(r) - allowed)}; "
                          f"it takes {sorted(allowed - {None})}")
     bound = r.get(key) if key else None
     if key and not (isinstance(bound, (int, float)) and math.isfinite(bound) and bound >= 0):
         raise UsageError(f"requirement {kind} on {run}: give {key} as a number >= 0")
-    pct = r.get("percentile", 99) if kind == "latency" else None
+    pct = r.get("percentile", 99) if timed else None
     if pct is not None and pct not in (50, 90, 95, 97, 99, 99.9):
         raise UsageError(f"latency percentile {pct}: use 50, 90, 95, 97, 99 or 99.9")
     return Requirement(kind, run, None if bound is None else float(bound), pct)

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from hwbench.analysis.profile import Requirement
 from hwbench.results import drift
+from hwbench.results.document import generative
 from hwbench.tables import format_value
 
 # Queries a percentile needs before it can be judged at 99% confidence (docs/loadgen.md).
@@ -43,10 +44,12 @@ def _num(x: float) -> str:
     return format_value(int(x)) if float(x).is_integer() else format_value(float(x))
 
 
-def _latency(req: Requirement, doc: dict[str, Any]) -> tuple[bool, str]:
+def _latency(req: Requirement, doc: dict[str, Any], section: str = "latency_ms",
+             what: str = "") -> tuple[bool, str]:
     m = doc.get("metrics") or {}
     key = f"p{req.percentile:g}"
-    value = (m.get("latency_ms") or {}).get(key)
+    value = (m.get(section) or {}).get(key)
+    key = f"{key} {what}".strip()
     need = _MIN_QUERIES.get(int(req.percentile)) if req.percentile in (90, 99) else None
     done = m.get("completed_queries") or 0
     if value is not None and need and done < need:
@@ -56,6 +59,13 @@ def _latency(req: Requirement, doc: dict[str, Any]) -> tuple[bool, str]:
 
 
 def _accuracy(req: Requirement, doc: dict[str, Any]) -> tuple[bool, str]:
+    if generative(doc):  # no text metric: the answers are judged by fidelity instead
+        f = doc.get("fidelity")
+        if not f:
+            return False, (f"accuracy not applicable to {doc['workload']}, and fidelity not "
+                           f"checked: {doc.get('fidelity_note') or 'no fidelity section'}")
+        return bool(f.get("passed")), (f"accuracy not applicable to {doc['workload']}: judged "
+                                       f"by fidelity, {'PASS' if f.get('passed') else 'FAIL'}")
     acc = doc.get("accuracy")
     if not acc:
         return False, f"not measured: {doc.get('accuracy_note') or 'no accuracy pass'}"
@@ -114,6 +124,10 @@ def _simple(path: tuple[str, str], unit: str, what: str, upper: bool, missing: s
 
 _JUDGES: dict[str, Callable[[Requirement, dict[str, Any]], tuple[bool, str]]] = {
     "valid": _valid, "latency": _latency, "accuracy": _accuracy, "power": _power,
+    "ttft": lambda req, doc: _latency(req, doc, "ttft_ms", "TTFT"),
+    "tpot": lambda req, doc: _latency(req, doc, "tpot_ms", "TPOT"),
+    "tokens": _simple(("metrics", "tokens_per_second"), " tokens/s", "token throughput", False,
+                      "the run has no token figures (not a generative workload)"),
     "memory": _memory, "no_throttling": _throttling, "no_drift": _drift,
     "throughput": _simple(("metrics", "samples_per_second"), " samples/s", "throughput", False,
                           "the run has no performance figures"),

@@ -14,8 +14,8 @@ import numpy as np
 
 from hwbench.analysis import export, plots
 from hwbench.analysis.export import Table
+from hwbench.results.document import generative, status_line
 from hwbench.results.drift import describe as describe_drift
-from hwbench.results.document import status_line
 from hwbench.results.summary import summary_table
 
 
@@ -42,6 +42,33 @@ def _latencies(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
     if not ok.any():
         return None
     return done[ok] / 1e9, (done[ok] - issue[ok]) / 1e6
+
+
+def tokens(doc: dict[str, Any], run_dir: Path) -> str:
+    """A generative run's token timing: TTFT and TPOT percentiles beside the request latency,
+    and their distributions per request (samples.npz)."""
+    m = doc.get("metrics") or {}
+    if not m.get("ttft_ms"):
+        return ""
+    pcts = ("p50", "p90", "p99", "max")
+    rows = [[name, *(m[key].get(p) for p in pcts)] for name, key in
+            (("TTFT ms", "ttft_ms"), ("TPOT ms", "tpot_ms"), ("request latency ms", "latency_ms"))]
+    body = export.html_table(Table("", ("", *pcts), rows))
+    body += _kv([("tokens/s", m.get("tokens_per_second")),
+                 ("output tokens", m.get("output_tokens")),
+                 ("inter-token latency p99 ms", m.get("inter_token_p99_ms")),
+                 ("longest stall ms", m.get("max_stall_ms")),
+                 ("goodput (requests/s within both bounds)",
+                  (m.get("goodput") or {}).get("requests_per_second"))])
+    path = run_dir / "samples.npz"
+    if path.is_file():
+        with np.load(path) as cols:
+            if "token_count" in cols:
+                first, issue = cols["first_token_ns"], cols["issue_ns"]
+                ok = first >= 0
+                if ok.any():
+                    body += plots.latency_distribution((first[ok] - issue[ok]) / 1e6)
+    return _section("Token timing", body)
 
 
 def summary(doc: dict[str, Any], run_dir: Path) -> str:
@@ -142,6 +169,11 @@ def _power_timeline(run_dir: Path) -> str | None:
 
 
 def accuracy(doc: dict[str, Any], run_dir: Path) -> str:
+    if generative(doc):
+        return _section("Accuracy", _missing(
+            "accuracy not applicable: a generative run's answers are validated by fidelity "
+            f"against the FP32 reference ({'checked' if doc.get('fidelity') else 'not checked'}, "
+            "see below)"))
     acc = doc.get("accuracy")
     if not acc:
         return _section("Accuracy", _missing(doc.get("accuracy_note") or "accuracy not measured"))
@@ -199,7 +231,8 @@ def build(doc: dict[str, Any], run_dir: Path) -> str:
     parts = [
         f"<p>Run <code>{html.escape(doc['run_id'])}</code>, {html.escape(doc['created_utc'])}, "
         f"hwbench {html.escape(str(doc.get('hwbench_version')))}</p>",
-        summary(doc, run_dir), latency(run_dir), latency_windows(doc), drift(doc),
+        summary(doc, run_dir), tokens(doc, run_dir), latency(run_dir), latency_windows(doc),
+        drift(doc),
         power(doc, run_dir),
         accuracy(doc, run_dir),
         keyed("Fidelity against the reference", doc.get("fidelity"), "fidelity not measured"),

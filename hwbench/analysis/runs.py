@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hwbench.results.document import generative
 from hwbench.results.identity import (config_hash, later_settings, not_default, power_total,
                               repeat_group, run_config)
 from hwbench.results.store import load_result
@@ -62,7 +63,16 @@ class RunRecord:
         return (self.doc.get("accuracy") or {}).get("value")
 
     @property
+    def generative(self) -> bool:
+        """A generative workload's run (llm): figures per token, validated by fidelity."""
+        return generative(self.doc)
+
+    @property
     def accuracy_status(self) -> str:
+        if self.generative:
+            fid = (self.doc.get("validated") or {}).get("fidelity")
+            words = {True: "fidelity PASS", False: "fidelity FAIL", None: "not scored"}[fid]
+            return f"n/a ({words})"
         acc = self.doc.get("accuracy")
         if not acc:
             return "not validated"
@@ -70,7 +80,10 @@ class RunRecord:
 
     @property
     def accuracy_validated(self) -> bool:
-        return (self.doc.get("validated") or {}).get("accuracy") is True
+        """The run's answers were validated: its accuracy passed, or for a generative run (whose
+        accuracy is not applicable), its fidelity against the FP32 reference passed."""
+        key = "fidelity" if self.generative else "accuracy"
+        return (self.doc.get("validated") or {}).get(key) is True
 
     @property
     def watts(self) -> float | None:

@@ -7,8 +7,8 @@ import sys
 
 from hwbench import backends, telemetry, workloads
 from hwbench.cli import repeat as repeat_cmd
-from hwbench.config import (MODES, PRECISIONS, PROFILES, SCENARIOS, RunConfig, default,
-                            parse_backend_options, parse_host_port)
+from hwbench.config import (LLM_PROFILES, MODES, PRECISIONS, PROFILES, SCENARIOS, RunConfig,
+                            default, parse_backend_options, parse_host_port)
 from hwbench.harness.progress import Reporter
 from hwbench.passes.runner import execute
 from hwbench.results.summary import summary_table
@@ -38,8 +38,10 @@ def add_run_options(p: argparse.ArgumentParser, *, with_mode: bool = True) -> No
         p.add_argument("--mode", default=default("mode"), choices=MODES)
     p.add_argument("--profile", default=default("profile"), choices=PROFILES,
                    help="quick: short runs for interactive use (default); mlperf: MLPerf's minimums")
-    p.add_argument("--model", help="ONNX model file (default: the workload's synthetic graph)")
-    p.add_argument("--dataset", help="reference set directory (workload-specific)")
+    p.add_argument("--model", help="ONNX model file (default: the workload's synthetic graph); "
+                   "llm: a size (tiny, 1b, 8b) or a .safetensors checkpoint")
+    p.add_argument("--dataset", help="reference set directory (workload-specific); llm: "
+                   "tokenized requests, FILE.jsonl or .npz")
     p.add_argument("--duration", type=float, dest="duration_s", metavar="SECONDS",
                    help="minimum duration of the measured window")
     p.add_argument("--max-duration", type=float, dest="max_duration_s", metavar="SECONDS")
@@ -50,6 +52,14 @@ def add_run_options(p: argparse.ArgumentParser, *, with_mode: bool = True) -> No
                    "(default: calibrated)")
     p.add_argument("--latency-bound-ms", type=float, metavar="MS",
                    help="latency bound (Server default: the workload's MLPerf bound)")
+    p.add_argument("--ttft-bound-ms", type=float, metavar="MS",
+                   help="llm: Server's p99 time-to-first-token bound (default: the model size's, "
+                   "per --llm-profile; docs/llm.md)")
+    p.add_argument("--tpot-bound-ms", type=float, metavar="MS",
+                   help="llm: Server's p99 time-per-output-token bound (default: as above)")
+    p.add_argument("--llm-profile", default=default("llm_profile"), choices=LLM_PROFILES,
+                   help="llm: the token bounds' profile, MLPerf's default or interactive "
+                   "(default: %(default)s)")
     p.add_argument("--batch-size", "--max-batch", type=int, default=default("batch_size"),
                    metavar="N", dest="batch_size", help="samples per backend call, at most")
     p.add_argument("--instances", type=int, default=default("instances"), metavar="N",
@@ -116,7 +126,8 @@ def _add_telemetry(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     keys = ("workload", "scenario", "backend", "profile", "model", "dataset",
             "duration_s", "max_duration_s", "min_query_count", "target_qps", "expected_qps",
-            "latency_bound_ms", "batch_size", "warmup_s", "sample_timeout_s", "spin_us",
+            "latency_bound_ms", "ttft_bound_ms", "tpot_bound_ms", "llm_profile", "batch_size",
+            "warmup_s", "sample_timeout_s", "spin_us",
             "arrivals", "window_s", "soak_minutes",
             "performance_sample_count", "seed", "output", "robustness", "robustness_samples",
             "instances", "batch_timeout_us", "precision", "no_power", "rapl_root",

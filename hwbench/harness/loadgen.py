@@ -58,6 +58,7 @@ Arrivals = _loadgen.Arrivals
 early_stopping_min_queries = _loadgen.early_stopping_min_queries
 early_stopping_max_overlatency = _loadgen.early_stopping_max_overlatency
 spin_for_ns = _loadgen.spin_for_ns
+TokenPacer = _loadgen.TokenPacer
 now_ns = LoadGen.now_ns
 
 _abandoned: list[str] = []  # every call abandoned in this process, by its reason

@@ -35,3 +35,28 @@ class SampleLibrary:
             r = self._rows[indices[0]]
             return self._data[r:r + 1]
         return self._data[self._rows[indices]]
+
+
+class RequestLibrary:
+    """The sample library of a generative workload: requests (prompts of varying length and
+    output lengths), held as a list, not one array. Same threading as ``SampleLibrary``."""
+
+    def __init__(self, workload: Workload) -> None:
+        self._workload = workload
+        self._loaded: dict[int, object] = {}
+
+    def load(self, indices: np.ndarray) -> None:
+        self._loaded = dict(zip(indices.tolist(), self._workload.load_requests(indices)))
+
+    def unload(self, indices: np.ndarray) -> None:
+        self._loaded = {}
+
+    def requests(self, indices: np.ndarray) -> list:
+        """The requests at these indices (``LlmRequest``), in order."""
+        loaded = self._loaded
+        return [loaded[i] for i in indices.tolist()]
+
+
+def make_library(workload: Workload) -> SampleLibrary | RequestLibrary:
+    """Requests for a generative workload, preprocessed arrays for every other."""
+    return RequestLibrary(workload) if workload.generative else SampleLibrary(workload)

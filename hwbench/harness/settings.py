@@ -13,7 +13,7 @@ _FIELDS = ("min_duration_s", "max_duration_s", "min_query_count", "max_query_cou
            "target_latency_percentile", "latency_bound_s", "server_target_qps",
            "samples_per_query", "offline_expected_qps", "warmup_s", "warmup_queries",
            "warmup_samples_per_query", "sample_timeout_s", "early_stopping",
-           "early_stopping_confidence", "spin_us")
+           "early_stopping_confidence", "spin_us", "ttft_bound_s", "tpot_bound_s")
 
 
 def build(cfg: RunConfig, spec: ScenarioSpec, workload: Workload, *, accuracy: bool = False,
@@ -39,6 +39,10 @@ def build(cfg: RunConfig, spec: ScenarioSpec, workload: Workload, *, accuracy: b
     if bound_ms is None and s.scenario == Scenario.Server:
         bound_ms = workload.server_latency_bound_ms
     s.latency_bound_s = (bound_ms or 0.0) / 1000.0
+    if workload.generative:  # judged per token (MLPerf's LLM benchmarks), see docs/llm.md
+        ttft_ms, tpot_ms = workload.token_bounds_ms(cfg.llm_profile)
+        s.ttft_bound_s = (cfg.ttft_bound_ms or ttft_ms) / 1000.0
+        s.tpot_bound_s = (cfg.tpot_bound_ms or tpot_ms) / 1000.0
     s.server_target_qps = target_qps
     s.samples_per_query = spec.samples_per_query
     s.offline_expected_qps = expected_qps

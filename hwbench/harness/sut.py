@@ -12,7 +12,8 @@ from hwbench.backends import Backend
 from hwbench.harness.loadgen import LoadGen
 from hwbench.harness.outputs import Top1Log
 from hwbench.harness.queueing import StartLog
-from hwbench.harness.samples import SampleLibrary
+from hwbench.harness.samples import RequestLibrary, SampleLibrary
+from hwbench.harness.stream import StreamingSut
 from hwbench.harness.workers import Instances, WorkerSut
 
 
@@ -73,14 +74,17 @@ class BatchingSut:
         """No threads to stop."""
 
 
-Sut = BatchingSut | WorkerSut
+Sut = BatchingSut | WorkerSut | StreamingSut
 
 
-def make_sut(instances: Instances, library: SampleLibrary, loadgen: LoadGen, batch_size: int,
-             batch_timeout_us: float = 0.0, keep_outputs: bool = False,
+def make_sut(instances: Instances, library: SampleLibrary | RequestLibrary, loadgen: LoadGen,
+             batch_size: int, batch_timeout_us: float = 0.0, keep_outputs: bool = False,
              keep_top1: bool = False) -> Sut:
     """Inline batches for one worker without batching delay (the fastest path); worker threads
-    for several instances or a batch timeout, which must not block the issue thread."""
+    for several instances or a batch timeout, which must not block the issue thread; a
+    streaming backend serving requests (a generative workload's library) on its own loop."""
+    if isinstance(library, RequestLibrary):
+        return StreamingSut(instances.primary, library, loadgen, keep_outputs)
     if instances.workers == 1 and not batch_timeout_us:
         return BatchingSut(instances.primary, library, loadgen, batch_size, keep_outputs,
                            keep_top1)

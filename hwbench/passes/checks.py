@@ -14,6 +14,7 @@ from hwbench.harness.loadgen import Scenario
 from hwbench.passes import precision
 from hwbench.passes.run import Run
 from hwbench.quality import fidelity as _fidelity
+from hwbench.quality import llm_fidelity as _llm
 from hwbench.quality import robustness as _robustness
 from hwbench.results import drift as _drift
 
@@ -22,6 +23,9 @@ def fidelity(run: Run) -> None:
     """A seeded subset of the performance samples through the backend and the FP32 reference:
     catches a backend that computes coarser than it declares."""
     if _computes_nothing(run, "fidelity"):
+        return
+    if run.workload.generative:
+        _llm_fidelity(run)
         return
     population = run.loadgen_settings().performance_sample_count
     inputs = run.workload.load_samples(_fidelity.subset(population, run.cfg.seed))
@@ -32,6 +36,26 @@ def fidelity(run: Run) -> None:
             run.backend, source, inputs, run.cfg.batch_size, run.artifact.precision,
             convert=lambda p: precision.convert(source, p, run.workload, run.say.info))
     except Exception as exc:  # a backend fault, or a model the reference cannot load
+        _failed(run, "fidelity", exc)
+        return
+    run.doc["fidelity"] = section
+    if failure:
+        run.doc["invalid_reasons"].append(f"fidelity: {failure}")
+
+
+def _llm_fidelity(run: Run) -> None:
+    """A generative run: the backend's teacher-forced logits against the FP32 reference's, on a
+    few seeded requests (hwbench.quality.llm_fidelity)."""
+    population = run.loadgen_settings().performance_sample_count
+    indices = _fidelity.subset(population, run.cfg.seed, _llm.FIDELITY_REQUESTS)
+    requests = run.workload.load_requests(indices)
+    run.say.info(f"fidelity: {len(requests)} requests teacher-forced against the FP32 reference")
+    try:
+        section, failure = _llm.check(run.backend, run.workload.artifact(), requests)
+    except NotImplementedError as exc:  # a streaming backend without teacher-forced logits
+        run.doc["fidelity_note"] = f"fidelity not checked: {exc}"
+        return
+    except Exception as exc:  # a backend fault, or a model the reference cannot build
         _failed(run, "fidelity", exc)
         return
     run.doc["fidelity"] = section
@@ -62,12 +86,14 @@ def drift(run: Run) -> None:
     """A soak's windows and trend tests: throughput, latency and, where the accuracy pass gave
     answers to compare with, the top-1 agreement of the soak's answers with them."""
     cols = run.samples.get("samples.npz")
-    if cols is None or "top1" not in cols:
+    if run.cfg.soak_minutes is None or cols is None:
         return
     cols = dict(cols)
     note = None
     acc = run.accuracy_outputs
-    if not run.backend.info().computes:
+    if "top1" not in cols:
+        note = "top-1 agreement not measured: the workload's answers are not classes"
+    elif not run.backend.info().computes:
         note = (f"top-1 agreement not measured: backend {run.cfg.backend} computes nothing")
     elif not acc:
         note = "top-1 agreement not measured: it needs the accuracy pass's answers (--mode both)"

@@ -34,9 +34,13 @@ CALIBRATION_SAMPLES = 64
 
 def convert(model: ModelArtifact, precision: str, workload: Workload,
             progress: Callable[[str], None] | None = None) -> ModelArtifact:
-    """The artifact at ``precision``: ``model`` itself for fp32, else a cached conversion."""
+    """The artifact at ``precision``: ``model`` itself for fp32, else a cached conversion. A
+    generative workload's model is torch's, not a file to convert: the artifact only names the
+    precision, and the backend casts the weights as it loads them."""
     if precision == "fp32":
         return model
+    if workload.generative:
+        return dataclasses.replace(model, precision=precision)
     import onnxruntime as ort
 
     calibration = _calibration_samples(workload) if precision == "int8" else None
@@ -57,6 +61,9 @@ def describe(model: ModelArtifact, source: ModelArtifact) -> dict | None:
     """What the result records about a converted artifact (None when the source ran)."""
     if model is source:
         return None
+    if not hasattr(model, "sha256"):  # a generative workload's torch model: cast, not converted
+        return {"precision": model.precision, "converter": "the backend casts the weights as it "
+                "loads them", "path": None, "sha256": None, "source_sha256": None}
     import onnxruntime as ort
 
     converter = {"fp16": "onnxruntime.transformers.float16 (keep_io_types)",

@@ -13,7 +13,7 @@ from hwbench.errors import PassStopped, UsageError
 from hwbench.harness import arrivals, queueing, settings
 from hwbench.harness.loadgen import LoadGen, Scenario, note_abandoned
 from hwbench.harness.progress import Reporter
-from hwbench.harness.samples import SampleLibrary
+from hwbench.harness.samples import make_library
 from hwbench.harness.sut import Sut, make_sut
 from hwbench.harness.workers import CLOSE_GRACE_S, Instances
 from hwbench.quality import reference, robustness
@@ -61,11 +61,12 @@ class Run:
         unscorable = cfg.robustness and robustness.missing_labels(self.workload)
         if unscorable:
             raise UsageError(unscorable)
+        self._check_generative(cfg)
         self.instances = Instances(lambda: backends.create(cfg.backend, cfg.backend_options),
                                    cfg.instances)
         self.backend = self.instances.primary
         self.lg = LoadGen()
-        self.library = SampleLibrary(self.workload)
+        self.library = make_library(self.workload)
         # A workload file's run is named by the workload it describes, not by the file's path.
         name = self.workload.name
         self.doc = document.new_document(new_run_id(name, cfg.scenario, cfg.backend),
@@ -81,6 +82,24 @@ class Run:
         # Opened now, so that a power source the user asked for fails before anything loads.
         sampled = cfg.mode != "accuracy" and cfg.telemetry_hz > 0
         self.telemetry = Session(cfg) if sampled else None
+
+    def _check_generative(self, cfg: RunConfig) -> None:
+        """A generative workload needs a streaming backend and one serving loop; the token
+        options mean nothing to any other workload. Found before anything loads."""
+        if not self.workload.generative:
+            given = [o for o, v in (("--ttft-bound-ms", cfg.ttft_bound_ms),
+                                    ("--tpot-bound-ms", cfg.tpot_bound_ms),
+                                    ("--llm-profile", cfg.llm_profile != "default")) if v]
+            if given:
+                raise UsageError(f"{given[0]} applies to generative workloads (--workload llm); "
+                                 f"drop it for {self.workload.name}")
+            return
+        if not backends.backend_class(cfg.backend).streams:
+            raise UsageError(f"backend {cfg.backend} cannot serve {self.workload.name}: "
+                             f"{self.workload.backend_needed()}")
+        if cfg.instances != 1 or cfg.batch_timeout_us:
+            raise UsageError(f"{self.workload.name} is served by the backend's own loop, which "
+                             "batches as it runs: drop --instances and --batch-timeout-us")
 
     # --- passes ------------------------------------------------------------------------------
     def loadgen_pass(self, s, label: str, keep_outputs: bool = False,
@@ -206,11 +225,12 @@ class Run:
         self.doc["settings"]["mlperf_shortfalls"] = shortfalls
         m = out["summary"]
         self.doc["metrics"] = document.metrics(m, out["stale_completions"], out["spin_ns"])
-        self.doc["metrics"]["client_queueing"] = queueing.summary(out["records"],
-                                                                  out["started_ns"])
+        started = out.get("started_ns")
+        self.doc["metrics"]["client_queueing"] = (None if started is None else
+                                                  queueing.summary(out["records"], started))
         self.doc["validated"]["performance"] = bool(m.valid)
         self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"])
-        if self.cfg.soak_minutes is not None:  # each sample's answer, for the drift check
+        if out.get("top1") is not None:  # a soak: each sample's answer, for the drift check
             self.samples["samples.npz"]["top1"] = out["top1"]
         if s.scenario == Scenario.Server:
             self._windows(s)
@@ -221,7 +241,9 @@ class Run:
 
     def _windows(self, s) -> None:
         """Latency per window; for non-stationary arrivals, the verdict per window too."""
-        judge = not self.arrivals.stationary
+        # A generative run's bounds are per token, judged over the whole run: no query latency
+        # bound to judge a window against (unless --latency-bound-ms gave one).
+        judge = not self.arrivals.stationary and s.latency_bound_s > 0
         section = windows.latency_windows(self.samples["samples.npz"], self.cfg.window_s,
                                           s.latency_bound_s, s.target_latency_percentile, judge)
         section["arrivals"] = self.arrivals.describe()
@@ -260,9 +282,12 @@ class Run:
                 self.telemetry.stop()
         if keep_outputs:
             self.performance_outputs = sut.outputs
-        if sut.top1 is not None:
-            out["top1"] = sut.top1.window(out["first_seq"], len(out["records"]["index"]))
-        out["started_ns"] = sut.started.column(out["first_seq"], len(out["records"]["index"]))
+        top1 = getattr(sut, "top1", None)  # a streaming SUT keeps none: answers are tokens
+        if top1 is not None:
+            out["top1"] = top1.window(out["first_seq"], len(out["records"]["index"]))
+        started = getattr(sut, "started", None)  # a streaming SUT stamps none
+        out["started_ns"] = (None if started is None else
+                             started.column(out["first_seq"], len(out["records"]["index"])))
         return out
 
     def server_qps(self) -> float:

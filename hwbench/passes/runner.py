@@ -118,6 +118,8 @@ def _finish(run: Run, root: Path,
     doc = run.doc
     doc["invalid_reasons"] += requested_failures(doc["power"])
     v = doc["validated"]
+    if isinstance(doc["fidelity"], dict) and doc["fidelity"].get("passed") is not None:
+        v["fidelity"] = bool(doc["fidelity"]["passed"])
     doc["valid"] = (not doc["invalid_reasons"] and not doc["interrupted"]
                     and v["performance"] is not False and v["accuracy"] is not False
                     and (v["performance"] or v["accuracy"]) is True)
@@ -139,8 +141,8 @@ def _finish(run: Run, root: Path,
 
 def _info_dict(info: backends.BackendInfo) -> dict[str, Any]:
     return {"name": info.name, "device": info.device, "precision": info.precision,
-            "max_batch_size": info.max_batch_size, "versions": info.versions,
-            "options": info.options}
+            "max_batch_size": info.max_batch_size, "streams": info.streams,
+            "versions": info.versions, "options": info.options}
 
 
 def _spread(times_ms: list[float] | None) -> dict[str, float] | None:

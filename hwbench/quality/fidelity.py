@@ -215,7 +215,8 @@ def judge(figures: dict[str, Any], envelope: Envelope, backend_name: str, declar
     section = {"reference": REFERENCE_LABEL, **figures, "observed_precision": observed,
                "envelope": envelope.describe(), "declared_precision": declared,
                "artifact_precision": artifact_precision, "expected_precision": expected,
-               "passed": failure is None, "findings": findings}
+               "passed": failure is None, "findings": findings,
+               "teacher_forced": None}  # a generative run's details (quality/llm_fidelity.py)
     return section, failure
 
 

@@ -54,6 +54,10 @@ def comparability_key(doc: dict[str, Any]) -> dict[str, Any]:
            "batch_size": cfg.get("batch_size"), "latency_bound_s": lg.get("latency_bound_s"),
            "samples_per_query": lg.get("samples_per_query"),
            "precision": later_settings(doc)["precision"]}
+    if lg.get("ttft_bound_s") or lg.get("tpot_bound_s"):
+        # A generative run is judged per token: other bounds, another verdict. Only then, so
+        # every other run keeps its hash.
+        key["token_bounds_s"] = [lg.get("ttft_bound_s"), lg.get("tpot_bound_s")]
     if info.get("workload_file"):  # only then: the built-ins' hashes stay as they were
         key["workload_file_sha256"] = info["workload_file"].get("sha256")
     if lg.get("scenario") == "Server":

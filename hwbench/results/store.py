@@ -34,10 +34,15 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #       null before: those runs were judged against the workload's published figure).
 #   8 - adds drift (a soak's windows and trend tests, hwbench.results.drift; null for other runs
 #       and before).
-#  12 - metrics add client_queueing (each sample's wait for a free worker after its arrival, and
+#   9 - metrics add token timing (ttft_ms, tpot_ms, tokens_per_second, output_tokens,
+#       inter_token_p99_ms, max_stall_ms, goodput, token_bounds; null for every run without
+#       token events, and for runs before 8). backend_info adds streams; workload_info adds
+#       generative; validated adds fidelity (fidelity.passed, null when not checked); fidelity
+#       adds teacher_forced (a generative run's teacher-forced comparison; null for every other).
+#  10 - metrics add client_queueing (each sample's wait for a free worker after its arrival, and
 #       whether it dominates: client_bound; null before it was stamped); backend_info adds
 #       request_errors (a remote backend's failed requests by kind; null for others and before).
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 10
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -133,13 +138,40 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
     if version < 8:
         doc = dict(doc, schema_version=8)
         doc.setdefault("drift", None)  # no soak was judged for drift before schema 8
-    if version < 12:
-        doc = dict(doc, schema_version=12)
-        if isinstance(doc.get("metrics"), dict):  # not stamped before schema 12
+    if version < 9:
+        doc = _to_9(doc)
+    if version < 10:
+        doc = dict(doc, schema_version=10)
+        if isinstance(doc.get("metrics"), dict):  # not stamped before schema 10
             doc["metrics"] = {**doc["metrics"], "client_queueing": None}
         if isinstance(doc.get("backend_info"), dict):
             doc["backend_info"] = {**doc["backend_info"], "request_errors": None}
     return doc
+
+
+# The token metrics schema 9 added (hwbench.results.document.TOKEN_KEYS; kept here as data so
+# that the store does not import the document builder).
+_ADDED_IN_9 = ("ttft_ms", "tpot_ms", "tokens_per_second", "output_tokens", "inter_token_p99_ms",
+               "max_stall_ms", "goodput", "token_bounds")
+
+
+def _to_9(doc: dict[str, Any]) -> dict[str, Any]:
+    """Schema 8 -> 9: no run before 9 timed tokens (no workload generated any): null."""
+    out = dict(doc, schema_version=9)
+    if isinstance(out.get("metrics"), dict):
+        out["metrics"] = {**dict.fromkeys(_ADDED_IN_9), **out["metrics"]}
+    if isinstance(out.get("backend_info"), dict):
+        out["backend_info"] = {"streams": False, **out["backend_info"]}
+    if isinstance(out.get("fidelity"), dict):
+        out["fidelity"] = {"teacher_forced": None, **out["fidelity"]}
+    if isinstance(out.get("workload_info"), dict):
+        out["workload_info"] = {"generative": False, **out["workload_info"]}
+    if isinstance(out.get("validated"), dict):
+        f = out.get("fidelity")
+        passed = f.get("passed") if isinstance(f, dict) else None
+        out["validated"] = {"fidelity": None if passed is None else bool(passed),
+                            **out["validated"]}
+    return out
 
 
 def _to_2(doc: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +226,9 @@ _COLUMNS = ("run_id", "created_utc", "workload", "scenario", "backend", "mode", 
             "accuracy_passed", "system_fingerprint", "hostname", "path",
             # added for compare and history; an older index gains them by ALTER TABLE (NULL there)
             "config_hash", "setup_hash", "repeat_group", "watts", "energy_per_query_j",
-            "accuracy_value")
+            "accuracy_value",
+            # generative workloads (llm): token throughput and p99 token latencies
+            "tokens_per_second", "ttft_p99_ms", "tpot_p99_ms")
 
 
 def _row(run_dir: Path, result: dict[str, Any]) -> tuple:
@@ -209,7 +243,8 @@ def _row(run_dir: Path, result: dict[str, Any]) -> tuple:
             result["system"].get("fingerprint"), result["system"].get("hostname"), run_dir.name,
             config_hash(result), setup_hash(result), repeat_group(result),
             power_total(result).get("avg_w"), power_total(result).get("energy_per_query_j"),
-            acc.get("value"))
+            acc.get("value"), m.get("tokens_per_second"), (m.get("ttft_ms") or {}).get("p99"),
+            (m.get("tpot_ms") or {}).get("p99"))
 
 
 def _ensure_columns(db: sqlite3.Connection) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from hwbench.results import drift
-from hwbench.results.document import status_line
+from hwbench.results.document import correctness_validated, generative, status_line
 from hwbench.quality.robustness import grid
 from hwbench.tables import table
 from hwbench.telemetry.rows import power_rows, telemetry_rows
@@ -37,8 +37,9 @@ def summary_text(doc: dict[str, Any]) -> str:
         lines += _server_headlines(m)
     # MLPerf's parsers read the first word; the rest says what was not validated.
     qualifier = ""
-    if doc["valid"] and doc["validated"]["accuracy"] is not True:
-        qualifier = " (performance only: accuracy not validated)"
+    if doc["valid"] and correctness_validated(doc) is not True:
+        qualifier = (" (performance only: fidelity not checked)" if generative(doc)
+                     else " (performance only: accuracy not validated)")
     lines.append(f"Result is : {'VALID' if doc['valid'] else 'INVALID'}{qualifier}")
     if m:
         lines += [f"  Min duration satisfied : {_yes(m['min_duration_met'])}",
@@ -73,6 +74,7 @@ def summary_text(doc: dict[str, Any]) -> str:
             # yes: samples waited for a free worker longer than their calls took, so more
             # --instances may lower latency (results/README.md, metrics.client_queueing)
             lines.append(f"Client-bound                    : {'yes' if q['client_bound'] else 'no'}")
+        lines += _token_stats(m, doc)
     lines += ["", _RULE, "Test Parameters Used", _RULE]
     for k, v in (doc["settings"].get("loadgen") or {}).items():
         lines.append(f"{k} : {v}")
@@ -82,6 +84,51 @@ def summary_text(doc: dict[str, Any]) -> str:
     if doc.get("robustness"):
         lines += ["", _RULE, grid(doc["robustness"])]
     return "\n".join(lines) + "\n"
+
+
+def _token_stats(m: dict[str, Any], doc: dict[str, Any]) -> list[str]:
+    """MLPerf's LLM fields (TTFT and TPOT percentiles in ns, tokens per second) and the verdict
+    on both token bounds; nothing for a run without token events."""
+    if not m.get("ttft_ms"):
+        return []
+    out = [f"Tokens per second               : {m['tokens_per_second']:.2f}",
+           f"Output tokens                   : {m['output_tokens']}"]
+    for key, name in (("ttft_ms", "first token latency"), ("tpot_ms", "time per output token")):
+        t = m[key]
+        out += [f"Min {name} (ns)   : {t['min'] * 1e6:.0f}",
+                f"Max {name} (ns)   : {t['max'] * 1e6:.0f}",
+                f"Mean {name} (ns)  : {t['mean'] * 1e6:.0f}"]
+        out += [f"{label} percentile {name} (ns) : {t[k] * 1e6:.0f}" for k, label in _PCT_FIELDS]
+    out += [f"Inter-token latency p99 (ns)    : {m['inter_token_p99_ms'] * 1e6:.0f}",
+            f"Longest stall in a response (ns): {m['max_stall_ms'] * 1e6:.0f}",
+            f"Goodput (requests/s in bounds)  : {m['goodput']['requests_per_second']:.3f}"]
+    out += token_verdict(m, doc)
+    return out
+
+
+def token_verdict(m: dict[str, Any], doc: dict[str, Any]) -> list[str]:
+    """One line per token bound: the percentile measured, the bound, and whether it held
+    (judged in Server only, as MLPerf judges its LLM benchmarks)."""
+    tb = m.get("token_bounds") or {}
+    lg = (doc.get("settings") or {}).get("loadgen") or {}
+    if not tb:
+        return []
+    pct = f"p{tb['percentile'] * 100:g}"
+    judged = doc.get("scenario") == "server"
+    out = []
+    for key, name, bound_key in (("ttft", "TTFT", "ttft_bound_s"), ("tpot", "TPOT", "tpot_bound_s")):
+        bound, value = lg.get(bound_key), tb[f"{key}_ms"]
+        if not (judged and bound):
+            verdict = "not judged (Server judges the token bounds)"
+        elif tb[f"{key}_met"]:
+            verdict = "met"
+        elif value <= bound * 1e3:  # within the bound, but early stopping could not confirm it
+            verdict = "NOT met (early stopping: see the reasons)"
+        else:
+            verdict = "NOT met"
+        bound_words = f", bound {bound * 1e3:g} ms" if bound else ""
+        out.append(f"{pct} {name} {value:.3f} ms{bound_words}: {verdict}")
+    return out
 
 
 def _server_headlines(m: dict[str, Any]) -> list[str]:
@@ -97,7 +144,8 @@ def _server_headlines(m: dict[str, Any]) -> list[str]:
 
 def _metric_label(name: str) -> str:
     return {"samples_per_second": "Samples per second", "scheduled_qps":
-            "Scheduled samples per second"}.get(name, name.replace("_", " "))
+            "Scheduled samples per second", "tokens_per_second": "Tokens per second"}.get(
+                name, name.replace("_", " "))
 
 
 def _reference_words(a: dict[str, Any]) -> str:
@@ -137,6 +185,18 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
         es = m["early_stopping"]
         if es["latency_ms"] is not None:
             rows.append((f"early-stopping p{m['target_percentile'] * 100:g}", f"{es['latency_ms']:.3f} ms"))
+        if m.get("ttft_ms"):
+            t, p = m["ttft_ms"], m["tpot_ms"]
+            rows += [("tokens", f"{m['tokens_per_second']:,.1f} tokens/s, {m['output_tokens']:,} "
+                      f"output tokens; goodput {m['goodput']['requests_per_second']:,.2f} "
+                      "requests/s in bounds"),
+                     ("TTFT p50 / p90 / p99", f"{t['p50']:.3f} / {t['p90']:.3f} / "
+                                              f"{t['p99']:.3f} ms"),
+                     ("TPOT p50 / p90 / p99", f"{p['p50']:.3f} / {p['p90']:.3f} / "
+                                              f"{p['p99']:.3f} ms"),
+                     ("inter-token p99 / longest stall", f"{m['inter_token_p99_ms']:.3f} / "
+                                                         f"{m['max_stall_ms']:.3f} ms")]
+            rows += [("token bound", line) for line in token_verdict(m, doc)]
         if m.get("issue_spin_s") is not None and m["duration_s"]:
             spin_us = (doc["settings"].get("loadgen") or {}).get("spin_us")
             rows.append(("load generator spin", f"{m['issue_spin_s'] * 1e3:,.1f} ms busy-waiting, "
@@ -195,7 +255,9 @@ def _window_rows(lw: dict[str, Any] | None) -> list[tuple[str, str]]:
     params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                        for k, v in arr.items() if k not in skip)
     rows = [("arrivals", f"{arr.get('kind', 'poisson')}" + (f" ({params})" if params else "")
-             + ("" if arr.get("stationary", True) else "; not stationary: judged per window"))]
+             + ("" if arr.get("stationary", True) else "; not stationary: judged per window"
+                if lw.get("judged", True) else "; not stationary (no latency bound to judge "
+                "windows on)"))]
     seen = [w for w in lw["windows"] if w["p99_ms"] is not None]
     if len(seen) > 1:
         worst = max(seen, key=lambda w: w["p99_ms"])

@@ -15,6 +15,7 @@ _BUILTIN = {
     "resnet50": "hwbench.workloads.resnet50:ResNet50",
     "digits": "hwbench.workloads.digits:Digits",
     "tiny": "hwbench.workloads.tiny:Tiny",
+    "llm": "hwbench.workloads.llm:Llm",
 }
 
 

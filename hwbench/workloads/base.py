@@ -42,6 +42,9 @@ class Workload(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # A generative workload's samples are requests answered token by token (hwbench.workloads.llm):
+    # the harness serves them through a streaming backend and the load generator times tokens.
+    generative: ClassVar[bool] = False
     server_latency_bound_ms: ClassVar[float]
     mlperf_performance_sample_count: ClassVar[int]
 
@@ -200,7 +203,8 @@ class Workload(ABC):
         return {"name": self.name, "description": self.description,
                 "model": str(a.path) if a else None, "model_sha256": a.sha256 if a else None,
                 "synthetic_model": self.synthetic_weights, "sample_count": self.sample_count(),
-                "dataset": str(self.dataset) if self.dataset else None}
+                "dataset": str(self.dataset) if self.dataset else None,
+                "generative": self.generative}
 
 
 def synthetic_samples(seed: int, indices: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
