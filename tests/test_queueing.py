@@ -53,9 +53,11 @@ def test_an_overloaded_worker_is_client_bound_and_a_light_load_is_not(capsys, ou
     assert q["client_bound"] is False, q
 
 
-def test_a_schema_8_result_migrates_with_client_queueing_null(tmp_path):
+def test_a_schema_9_result_migrates_with_client_queueing_and_request_errors_null(tmp_path):
     (tmp_path / "result.json").write_text(json.dumps(
-        {"schema_version": 8, "run_id": "r", "metrics": {"samples_per_second": 1.0}}))
+        {"schema_version": 9, "run_id": "r", "metrics": {"samples_per_second": 1.0},
+         "backend_info": {"name": "cpu"}}))
     doc = load_result(tmp_path)
     assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["metrics"]["client_queueing"] is None
+    assert doc["backend_info"]["request_errors"] is None
