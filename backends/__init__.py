@@ -18,6 +18,7 @@ _BUILTIN = {
     "cuda": "hwbench.backends.cuda:CudaBackend",
     "tensorrt": "hwbench.backends.tensorrt:TensorRtBackend",
     "torch": "hwbench.backends.pytorch:TorchBackend",
+    "kserve": "hwbench.backends.kserve:KServeBackend",
 }
 
 

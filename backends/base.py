@@ -209,6 +209,11 @@ class Backend(ABC):
         None. Reported beside the load generator's latency, never part of it."""
         return None
 
+    def request_errors(self) -> dict[str, int] | None:
+        """Failed requests by kind (``timeout``, ``refused``, ...) for a backend that computes
+        remotely, or None. Each failure also raised from ``run``; recorded in the result."""
+        return None
+
     def close(self) -> None:
         """Releases the model and device; called once, also after a failure."""
 

@@ -11,6 +11,7 @@ import numpy as np
 from hwbench.backends import Backend
 from hwbench.harness.loadgen import LoadGen
 from hwbench.harness.outputs import Top1Log
+from hwbench.harness.queueing import StartLog
 from hwbench.harness.samples import RequestLibrary, SampleLibrary
 from hwbench.harness.stream import StreamingSut
 from hwbench.harness.workers import Instances, WorkerSut
@@ -35,6 +36,7 @@ class BatchingSut:
         self.library = library  # what the load generator loads samples through
         self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
         self.top1: Top1Log | None = Top1Log() if keep_top1 else None
+        self.started = StartLog()  # when each batch's call began
         self.error: BaseException | None = None
         # Never filled: a stuck inline call is the load generator's issue thread, which the
         # load generator itself abandons (its output's ``abandoned``).
@@ -55,6 +57,7 @@ class BatchingSut:
             raise
 
     def _one(self, ids: np.ndarray, indices: np.ndarray) -> None:
+        self.started.stamp(ids)
         out = self._run(self._gather(indices))
         if self.outputs is not None:
             out = np.array(out, copy=True)  # a backend may reuse its output buffer

@@ -5,7 +5,8 @@ they share one backend when it declares ``thread_safe`` (it keeps N requests in 
 otherwise each worker gets a backend instance of its own. ``--batch-timeout-us T`` makes the
 batcher wait up to T after a batch's first sample for more, up to ``--batch-size``, as inference
 servers do. Nothing here reads a clock for measurement: the batcher only waits with a timeout,
-and the load generator timestamps every completion.
+and the load generator timestamps every completion; a worker stamps when it takes a batch with
+the load generator's clock (``queueing.StartLog``: client queueing).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from hwbench.backends import Backend
 from hwbench.backends.base import ModelArtifact
 from hwbench.harness.loadgen import LoadGen
 from hwbench.harness.outputs import Top1Log
+from hwbench.harness.queueing import StartLog
 from hwbench.harness.samples import SampleLibrary
 
 # How long closing the pool waits for the workers' calls in flight, all together. The run has
@@ -56,6 +58,17 @@ class Instances:
         """Every instance's device-measured compute times, or None when none measures them."""
         times = [t for b in self.all for t in (b.device_compute_ms() or [])]
         return times or None
+
+    def request_errors(self) -> dict[str, int] | None:
+        """Every instance's failed requests by kind, summed, or None when none reports them."""
+        got = [e for b in self.all if (e := b.request_errors()) is not None]
+        if not got:
+            return None
+        total: dict[str, int] = {}
+        for errors in got:
+            for kind, n in errors.items():
+                total[kind] = total.get(kind, 0) + n
+        return dict(sorted(total.items()))
 
     def describe(self) -> dict:
         return {"workers": self.workers, "backend_instances": len(self.all)}
@@ -147,6 +160,7 @@ class WorkerSut:
         self._queue = SampleQueue()
         self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
         self.top1: Top1Log | None = Top1Log() if keep_top1 else None
+        self.started = StartLog()  # when a worker took each sample
         self.error: BaseException | None = None
         self.abandoned: list[str] = []  # workers left inside a call by close()
         self._threads = [threading.Thread(target=self._work, args=(run,), daemon=True,
@@ -174,6 +188,7 @@ class WorkerSut:
             ids, indices = got
             if self._lg.is_aborted():
                 continue  # the run is ending: drain without computing
+            self.started.stamp(ids)
             try:
                 out = run(self._gather(indices))
                 if self.outputs is not None:

@@ -10,7 +10,7 @@ from typing import Any
 from hwbench import backends, workloads
 from hwbench.config import RunConfig, ScenarioSpec, load_scenario
 from hwbench.errors import PassStopped, UsageError
-from hwbench.harness import arrivals, settings
+from hwbench.harness import arrivals, queueing, settings
 from hwbench.harness.loadgen import LoadGen, Scenario, note_abandoned
 from hwbench.harness.pipeline import EncodedLibrary, PipelineSut
 from hwbench.harness.progress import Reporter
@@ -244,6 +244,9 @@ class Run:
         self.doc["settings"]["mlperf_shortfalls"] = shortfalls
         m = out["summary"]
         self.doc["metrics"] = document.metrics(m, out["stale_completions"], out["spin_ns"])
+        started = out.get("started_ns")
+        self.doc["metrics"]["client_queueing"] = (None if started is None else
+                                                  queueing.summary(out["records"], started))
         self.doc["validated"]["performance"] = bool(m.valid)
         self.samples["samples.npz"] = document.samples_columns(out["records"], out["start_ns"],
                                                                out.get("stages"))
@@ -302,6 +305,9 @@ class Run:
         top1 = getattr(sut, "top1", None)  # a streaming SUT keeps none: answers are tokens
         if top1 is not None:
             out["top1"] = top1.window(out["first_seq"], len(out["records"]["index"]))
+        started = getattr(sut, "started", None)  # a streaming SUT stamps none
+        out["started_ns"] = (None if started is None else
+                             started.column(out["first_seq"], len(out["records"]["index"])))
         return out
 
     def server_qps(self) -> float:

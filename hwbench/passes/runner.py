@@ -83,9 +83,11 @@ def execute(cfg: RunConfig, reporter: Reporter,
     finally:
         if run.stuck:  # a call is still inside a backend: neither read nor close any of them
             run.doc["backend_info"]["device_compute_ms"] = None
+            run.doc["backend_info"]["request_errors"] = None
         else:
             run.doc["backend_info"]["device_compute_ms"] = _spread(
                 run.instances.device_compute_ms())
+            run.doc["backend_info"]["request_errors"] = run.instances.request_errors()
             run.instances.close()
         _close_telemetry(run)
     return _finish(run, root, annotate)

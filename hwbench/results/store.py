@@ -45,7 +45,10 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #       reference set names its classes); robustness's worst_class (null when no class has that
 #       many samples) adds support, and the section worst_class_min_support.
 #  11 - system adds node (the cluster node a fleet run ran on; null for every other run).
-SCHEMA_VERSION = 11
+#  12 - metrics add client_queueing (each sample's wait for a free worker after its arrival, and
+#       whether it dominates: client_bound; null before it was stamped); backend_info adds
+#       request_errors (a remote backend's failed requests by kind; null for others and before).
+SCHEMA_VERSION = 12
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -148,6 +151,12 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc.setdefault("pipeline", None)
     if version < 11:
         doc = _to_11(doc)
+    if version < 12:
+        doc = dict(doc, schema_version=12)
+        if isinstance(doc.get("metrics"), dict):  # not stamped before schema 12
+            doc["metrics"] = {**doc["metrics"], "client_queueing": None}
+        if isinstance(doc.get("backend_info"), dict):
+            doc["backend_info"] = {**doc["backend_info"], "request_errors": None}
     return doc
 
 

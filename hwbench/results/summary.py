@@ -68,6 +68,12 @@ def summary_text(doc: dict[str, Any]) -> str:
         if es["latency_ms"] is not None:
             pct = f"{m['target_percentile'] * 100:.2f}"
             lines.append(f"Early stopping {pct} percentile estimate (ns) : {es['latency_ms'] * 1e6:.0f}")
+        q = m.get("client_queueing")
+        if q:
+            lines.append(f"Client queueing p50 (ns)        : {q['p50_ms'] * 1e6:.0f}")
+            # yes: samples waited for a free worker longer than their calls took, so more
+            # --instances may lower latency (results/README.md, metrics.client_queueing)
+            lines.append(f"Client-bound                    : {'yes' if q['client_bound'] else 'no'}")
         lines += _token_stats(m, doc)
     lines += ["", _RULE, "Test Parameters Used", _RULE]
     for k, v in (doc["settings"].get("loadgen") or {}).items():

@@ -1,0 +1,77 @@
+"""The Open Inference Protocol (KServe v2) over gRPC, through ``tritonclient.grpc``.
+
+``tritonclient`` speaks the ``inference.GRPCInferenceService`` that KServe, Triton and OpenVINO
+Model Server share; tensors travel as raw contents (``raw_input_contents``), never as typed
+lists. A gRPC channel multiplexes the calls of every worker thread, so one client is shared.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hwbench.backends.kserve_http import RemoteError
+
+
+class GrpcClient:
+    """A KServe v2 gRPC client with the same face as ``HttpClient`` where the backend needs it.
+    Thread-safe: a gRPC channel is."""
+
+    def __init__(self, url: str, *, timeout_s: float, connect_timeout_s: float,
+                 tls_ca: str | None, tls: bool, headers: dict[str, str]) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self._mod = grpcclient
+        target = url.split("://", 1)[-1].rstrip("/")
+        self._client = grpcclient.InferenceServerClient(
+            target, ssl=tls, root_certificates=tls_ca or None)
+        self._timeout = timeout_s
+        self._connect_timeout = connect_timeout_s
+        self._headers = headers  # never logged: it may hold the API key
+
+    def _call(self, what: str, fn: Any, *args: Any, timeout: float, **kw: Any) -> Any:
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            return fn(*args, headers=self._headers, client_timeout=timeout, **kw)
+        except InferenceServerException as exc:
+            raise _classified(exc, what, timeout) from None
+
+    def server_metadata(self) -> dict[str, Any]:
+        return self._call("server metadata", self._client.get_server_metadata,
+                          timeout=self._connect_timeout, as_json=True)
+
+    def model_metadata(self, model: str, version: str) -> dict[str, Any]:
+        return self._call("model metadata", self._client.get_model_metadata, model, version,
+                          timeout=self._connect_timeout, as_json=True)
+
+    def model_names(self) -> list[str]:
+        index = self._call("repository index", self._client.get_model_repository_index,
+                           timeout=self._connect_timeout, as_json=True)
+        return [m["name"] for m in index.get("models", [])]
+
+    def infer(self, model: str, version: str, input_name: str, batch: np.ndarray,
+              datatype: str, output_name: str) -> np.ndarray:
+        inp = self._mod.InferInput(input_name, list(batch.shape), datatype)
+        inp.set_data_from_numpy(np.ascontiguousarray(batch))
+        result = self._call("inference", self._client.infer, model, [inp],
+                            model_version=version,
+                            outputs=[self._mod.InferRequestedOutput(output_name)],
+                            timeout=self._timeout)
+        out = result.as_numpy(output_name)
+        if out is None:
+            raise RemoteError("bad_response", f"the response has no output named {output_name!r}")
+        return out
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _classified(exc: Any, what: str, timeout: float) -> RemoteError:
+    status = (exc.status() or "").removeprefix("StatusCode.")
+    kind = {"UNAVAILABLE": "refused", "DEADLINE_EXCEEDED": "timeout",
+            "UNAUTHENTICATED": "unauthenticated"}.get(status, f"grpc_{status.lower() or 'error'}")
+    msg = (exc.message() or str(exc)).splitlines()[0][:300]
+    if kind == "timeout":
+        msg = f"no answer to the {what} request within {timeout:g} s (timeout_s)"
+    return RemoteError(kind, msg)

@@ -1,0 +1,162 @@
+"""The Open Inference Protocol (KServe v2) over HTTP/REST, with the binary-data extension.
+
+Plain ``http.client``: one keep-alive connection per calling thread, so that N harness workers
+keep at most N requests in flight. Tensors travel as raw bytes after a JSON header whose length
+is given in the ``Inference-Header-Content-Length`` header (the binary tensor data extension),
+never as JSON lists. Nothing here reads a clock: the socket's timeout bounds a call, and the
+harness times it.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import threading
+import urllib.parse
+from typing import Any
+
+import numpy as np
+
+_HEADER_LEN = "Inference-Header-Content-Length"
+_NP_OF = {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "INT64": np.int64,
+          "INT32": np.int32, "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}
+
+
+class RemoteError(Exception):
+    """A request the server answered with an error, or did not answer; ``kind`` names which
+    (``refused``, ``timeout``, ``disconnected``, ``http_<status>``, ``grpc_<code>``)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+
+
+class HttpClient:
+    """A KServe v2 REST client. Thread-safe: each thread has its own connection."""
+
+    def __init__(self, url: str, *, timeout_s: float, connect_timeout_s: float,
+                 tls: ssl.SSLContext | None, headers: dict[str, str]) -> None:
+        parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+        self.base = parts.path.rstrip("/")
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port
+        self._https = parts.scheme == "https" or tls is not None
+        self._tls = tls
+        self._timeout = timeout_s
+        self._connect_timeout = connect_timeout_s
+        self._headers = headers  # never logged: it may hold the API key
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._https:
+                conn = http.client.HTTPSConnection(self._host, self._port,
+                                                   timeout=self._connect_timeout,
+                                                   context=self._tls)
+            else:
+                conn = http.client.HTTPConnection(self._host, self._port,
+                                                  timeout=self._connect_timeout)
+            conn.connect()
+            conn.sock.settimeout(self._timeout)  # connecting is bounded apart from answering
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        """One request on this thread's connection: (status, headers, body)."""
+        try:
+            conn = self._connection()
+            conn.request(method, self.base + path, body=body,
+                         headers={**self._headers, **(headers or {})})
+            resp = conn.getresponse()
+            data = resp.read()
+        except BaseException as exc:
+            self._drop()
+            raise _classified(exc, self._timeout) from None
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+    def get_json(self, path: str) -> tuple[int, Any]:
+        status, _, data = self.request("GET", path)
+        try:
+            return status, json.loads(data) if data else None
+        except ValueError:
+            return status, data.decode(errors="replace")[:200]
+
+    def infer(self, model: str, version: str, input_name: str, batch: np.ndarray,
+              datatype: str, output_name: str) -> np.ndarray:
+        batch = np.ascontiguousarray(batch)
+        head = json.dumps({
+            "inputs": [{"name": input_name, "shape": list(batch.shape), "datatype": datatype,
+                        "parameters": {"binary_data_size": batch.nbytes}}],
+            "outputs": [{"name": output_name, "parameters": {"binary_data": True}}],
+        }).encode()
+        status, headers, data = self.request(
+            "POST", f"{model_path(model, version)}/infer", head + batch.tobytes(),
+            {"Content-Type": "application/octet-stream", _HEADER_LEN: str(len(head))})
+        if status != 200:
+            raise RemoteError(f"http_{status}", _detail(data))
+        return _output(data, headers.get(_HEADER_LEN.lower()), output_name)
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def model_path(model: str, version: str) -> str:
+    name = urllib.parse.quote(model, safe="")
+    return f"/v2/models/{name}" + (f"/versions/{urllib.parse.quote(version, safe='')}"
+                                   if version else "")
+
+
+def _output(data: bytes, header_len: str | None, name: str) -> np.ndarray:
+    """The output tensor `name` of an inference response, binary or JSON."""
+    n = int(header_len) if header_len else len(data)
+    head = json.loads(data[:n])
+    offset = n
+    for out in head.get("outputs", []):
+        size = (out.get("parameters") or {}).get("binary_data_size")
+        dtype = _NP_OF.get(out.get("datatype"), np.float32)
+        if size is not None:
+            raw, offset = data[offset:offset + size], offset + size
+            if out["name"] == name:
+                return np.frombuffer(raw, dtype=dtype).reshape(out["shape"])
+        elif out["name"] == name:
+            return np.asarray(out["data"], dtype=dtype).reshape(out["shape"])
+    raise RemoteError("bad_response", f"the response has no output named {name!r}")
+
+
+def _detail(data: bytes) -> str:
+    try:
+        return str(json.loads(data).get("error", data[:200]))
+    except (ValueError, AttributeError):
+        return data[:200].decode(errors="replace")
+
+
+def _classified(exc: BaseException, timeout_s: float) -> BaseException:
+    if isinstance(exc, RemoteError) or not isinstance(exc, Exception):
+        return exc
+    if isinstance(exc, ConnectionRefusedError):
+        return RemoteError("refused", "connection refused")
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return RemoteError("timeout", f"no answer within {timeout_s:g} s (timeout_s)")
+    if isinstance(exc, ssl.SSLError):
+        return RemoteError("tls", str(exc))
+    if isinstance(exc, (ConnectionError, http.client.HTTPException)):
+        return RemoteError("disconnected", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, OSError):
+        return RemoteError("network", f"{type(exc).__name__}: {exc}")
+    return exc
