@@ -186,3 +186,29 @@ def test_the_config_is_found_beside_a_checkpoint(tmp_path):
         assert llama.config_from_hf(where).n_kv_heads == 2
     with pytest.raises(ModelError, match="config.json"):
         llama.config_from_hf(tmp_path / "elsewhere" / "model.safetensors")
+
+
+@pytest.mark.parametrize("tied, scaling", [(True, 32.0), (False, 1.0)], ids=["1b-like", "plain"])
+def test_logits_match_hugging_face_transformers(tied, scaling):
+    """Differential: Hugging Face's own LlamaForCausalLM, given the same weights under the same
+    names, computes the same logits (so a real checkpoint runs as its authors' code runs it)."""
+    transformers = pytest.importorskip("transformers")
+    config = LlamaConfig(vocab=97, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=96,
+                         rope_theta=500000.0, max_seq_len=16384, tie_embeddings=tied,
+                         rope_scaling=scaling)
+    rope = ({"rope_type": "llama3", "factor": scaling, "low_freq_factor": 1.0,
+             "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+            if scaling != 1.0 else None)
+    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=97, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=96, rope_theta=500000.0,
+        max_position_embeddings=16384, rms_norm_eps=1e-5, tie_word_embeddings=tied,
+        rope_scaling=rope)).eval()
+    weights = llama.seeded_weights(config, 3)
+    missing, unexpected = hf.load_state_dict(weights, strict=False)
+    assert not unexpected and missing == (["lm_head.weight"] if tied else [])
+    toks = _tokens(60, 97)
+    with torch.no_grad():
+        theirs = hf(toks[None]).logits[0]
+    torch.testing.assert_close(Llama(config, weights).forward(toks), theirs, rtol=1e-4,
+                               atol=1e-4)

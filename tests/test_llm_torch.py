@@ -206,3 +206,58 @@ def test_schema_7_fidelity_gains_a_null_teacher_forced(tmp_path):
     doc = load_result(tmp_path)
     assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["fidelity"] == {"teacher_forced": None, "passed": True, "max_rel_error": 0.0}
+
+
+def test_a_kv_cache_that_holds_no_block_is_exit_2_before_the_model_is_built():
+    """The 8b's block of 16 tokens takes 2 MiB in bf16: 1 MiB holds none (checked before its
+    8 billion weights would be drawn)."""
+    from hwbench.errors import UsageError
+
+    backend = TorchBackend(TorchBackend.parse_options((("kv_cache_mb", "1"), ("dtype", "bf16"))))
+    with pytest.raises(UsageError, match="kv_cache_mb=1 holds no block"):
+        backend.load(Llm(model="8b").artifact())
+
+
+def test_the_onnx_path_does_not_stream():
+    from hwbench.errors import ModelError
+    from hwbench.workloads.tiny import Tiny
+
+    backend = TorchBackend(TorchBackend.parse_options((("threads", "1"),)))
+    backend.load(Tiny().artifact())
+    try:
+        assert backend.info().streams is False
+        with pytest.raises(ModelError, match="llm workload"):
+            backend.serve(None, False)
+    finally:
+        backend.close()
+
+
+class FaultyTorch(TorchBackend):
+    """The torch backend whose model faults at its 20th decode step (a fake fault: a device
+    that fails on demand cannot be had here); everything else is the real backend."""
+
+    name = "faulty-torch"
+
+    def _load_llm(self, artifact) -> None:
+        super()._load_llm(artifact)
+        model, real, calls = self._engine.model, self._engine.model.decode, []
+
+        def decode(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 20:
+                raise RuntimeError("CUDA error: device-side assert triggered")
+            return real(*args, **kwargs)
+
+        model.decode = decode
+
+
+def test_a_fault_in_the_serving_loop_invalidates_the_run_with_its_reason(capsys, out_dir,
+                                                                         monkeypatch):
+    from cli_helpers import register_backend
+
+    register_backend(monkeypatch, FaultyTorch)
+    code, doc = run_json(capsys, out_dir, "--workload", "llm", "--backend", "faulty-torch",
+                         *ONE, "--scenario", "server", "--target-qps", "8", *SHORT)
+    assert code == 3 and not doc["valid"]
+    assert any("device-side assert triggered" in r for r in doc["invalid_reasons"]), \
+        doc["invalid_reasons"]

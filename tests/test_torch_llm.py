@@ -196,14 +196,32 @@ def test_a_fault_of_the_model_is_an_abort_with_its_reason():
     assert sink.counts(3) == [1]  # the prefill's token was reported before the fault
 
 
+class GatedSink(RecordingSink):
+    """Holds the serving loop inside its first ``tokens`` call until the gate opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def tokens(self, ids, counts) -> None:
+        super().tokens(ids, counts)
+        self.gate.wait()
+
+
 def test_stop_ends_a_loop_that_is_still_serving():
     model = Llama.seeded(MICRO, 1)
-    sink = RecordingSink()
+    sink = GatedSink()
     engine = _serve(_engine(model), sink)
     engine.submit(np.array([1], dtype=np.uint64), [_request(8, 200, 1)])
-    sink.wait_first_token(1)
-    engine.stop()
-    assert sink.index("complete", 1) is None and not sink.aborted()
+    sink.wait_first_token(1)  # the loop is held inside its first report
+    stopper = threading.Thread(target=engine.stop)
+    stopper.start()
+    with engine._cv:  # stop has asked the loop to end
+        assert engine._cv.wait_for(lambda: engine._stopping, timeout=60)
+    sink.gate.set()
+    stopper.join(timeout=60)
+    assert not stopper.is_alive()
+    assert sink.counts(1) == [1] and sink.index("complete", 1) is None and not sink.aborted()
 
 
 def test_cache_blocks_from_megabytes():
