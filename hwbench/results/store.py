@@ -39,7 +39,10 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #       token events, and for runs before 8). backend_info adds streams; workload_info adds
 #       generative; validated adds fidelity (fidelity.passed, null when not checked); fidelity
 #       adds teacher_forced (a generative run's teacher-forced comparison; null for every other).
-SCHEMA_VERSION = 9
+#  10 - audit adds not_applicable (the checks that do not apply to the run's workload, with why:
+#       empty before, when every check applied); a generative run's samples.npz adds
+#       first_token_value (the first token's value its event reported; -1: none).
+SCHEMA_VERSION = 10
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -137,6 +140,10 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc.setdefault("drift", None)  # no soak was judged for drift before schema 8
     if version < 9:
         doc = _to_9(doc)
+    if version < 10:
+        doc = dict(doc, schema_version=10)
+        if isinstance(doc.get("audit"), dict):  # every check applied to the runs audited before
+            doc["audit"] = {"not_applicable": [], **doc["audit"]}
     return doc
 
 
