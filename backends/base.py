@@ -25,8 +25,9 @@ thread, never concurrently:
 * ``stop()`` after the pass, and after a failure: end the loop; idempotent.
 
 The serving loop reports progress to the ``TokenSink``: ``sink.tokens`` once per decode step for
-every request that got a token in it (one call, arrays), then ``sink.complete`` for the requests
-that finished. The load generator timestamps each call; the backend never reads a clock.
+every request that got a token in it (one call, arrays; with ``first``, each request's first
+token's value), then ``sink.complete`` for the requests that finished. The load generator
+timestamps each call; the backend never reads a clock.
 ``sink.abort(reason)`` reports a fault (the run is then invalid with that reason).
 Fidelity of a streaming backend that computes uses ``logits(tokens)``: teacher-forced, a 1-D int64
 sequence in, float32 ``[len, vocab]`` logits out, at the backend's precision.
@@ -103,9 +104,14 @@ class TokenSink(Protocol):
     load generator, which timestamps every call. All three methods are thread-safe; the events
     of one request must come from one thread at a time (the serving loop's)."""
 
-    def tokens(self, ids: np.ndarray, counts: np.ndarray) -> None:
+    def tokens(self, ids: np.ndarray, counts: np.ndarray,
+               first: np.ndarray | None = None) -> None:
         """``ids`` (uint64) got tokens in this step; ``counts`` (uint32, >= 1) is the tokens
-        generated so far for each. An id's first call is its first token."""
+        generated so far for each. An id's first call is its first token. ``first`` (int64, one
+        per id, optional) is the value of each id's first token: the load generator records it
+        from the id's first call and ignores it on later ones, and ``hwbench audit`` checks it
+        equals the first token of the request's output (MLPerf's TEST06). A backend that streams
+        real tokens passes it on every call; a sink of an older backend may be called without."""
 
     def complete(self, ids: np.ndarray) -> None:
         """These requests are finished: their last ``tokens`` count is their output length."""

@@ -21,7 +21,15 @@ Generative workloads (``llm``): the backend streams. Each request's first token 
 independently per request (no queueing between requests), for the request's own output length
 or ``output_tokens`` when set. The pacing is compiled (``hwbench._loadgen.TokenPacer``): its own
 thread calls the load generator's token events without the GIL, so the harness's token timing can
-be checked against exact settings; this backend still never reads a clock.
+be checked against exact settings; this backend still never reads a clock. Every first token
+event reports the value 0, the first token of the placeholder outputs (zeros).
+
+``cheat`` for generative workloads (the cheats above are refused there, and these elsewhere):
+``prefix_cache`` gives a prompt it has seen before its first token after ``prefill_us / 10`` (a
+prefix cache that skips the prefill: caught by ``hwbench audit``'s prefix caching check);
+``early_first_token`` reports a first token at once, on submission, whose value (1) is not the
+output's first token (0), the way a system would fake a low time to first token: caught by the
+first token check.
 """
 from __future__ import annotations
 
@@ -33,9 +41,12 @@ import numpy as np
 # The busy-wait is the compiled load generator's (GIL released): this backend never reads a clock.
 from hwbench._loadgen import TokenPacer, spin_for_ns
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
+from hwbench.errors import UsageError
 
 
-CHEATS = ("none", "cache", "zeros_under_load")
+CHEATS = ("none", "cache", "zeros_under_load", "prefix_cache", "early_first_token")
+GENERATIVE_CHEATS = ("prefix_cache", "early_first_token")
+PREFIX_CACHE_SPEEDUP = 10  # a cached prompt's first token comes after prefill_us / this
 CHEAT_SERVICE_US = 200.0
 
 
@@ -66,7 +77,13 @@ class NullBackend(Backend):
         self._pacer = None
         # A generative workload's model has no output shape: it is served token by token.
         self._generative = not hasattr(model, "output_shape")
+        cheat = self.opts.cheat
+        if cheat != "none" and self._generative != (cheat in GENERATIVE_CHEATS):
+            fits = GENERATIVE_CHEATS if not self._generative else ("cache", "zeros_under_load")
+            raise UsageError(f"backend null: cheat={cheat} does not apply to this workload "
+                             f"(use cheat={' or cheat='.join(fits)})")
         if self._generative:
+            self._prompts_seen: set[bytes] = set()
             return
         self._shape = model.output_shape
         self._zeros = np.zeros((1, *self._shape), dtype=np.float32)
@@ -112,18 +129,35 @@ class NullBackend(Backend):
             raise RuntimeError("the null backend's pacer reports to the compiled load generator: "
                                "serve it through hwbench's streaming SUT")
         self.stop()
+        # The placeholder outputs are zeros, so the honest first token is 0.
+        first = 1 if self.opts.cheat == "early_first_token" else 0
         self._pacer = TokenPacer(native, int(self.opts.prefill_us * 1000),
-                                 int(self.opts.token_us * 1000))
+                                 int(self.opts.token_us * 1000), first_value=first)
         self._outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
 
     def submit(self, ids: np.ndarray, requests: list) -> None:
         fixed = self.opts.output_tokens
         lengths = np.fromiter((fixed or r.output_tokens for r in requests), np.uint32,
                               len(requests))
-        self._pacer.submit(ids, lengths)
+        self._pacer.submit(ids, lengths, self._prefills(requests))
         if self._outputs is not None:  # placeholders: this backend computes no token
             for i, n in zip(ids.tolist(), lengths.tolist()):
                 self._outputs[i] = np.zeros(n, np.int64)
+
+    def _prefills(self, requests: list) -> np.ndarray | None:
+        """Per-request time to the first token (ns) for a cheat; None: ``prefill_us`` for all."""
+        cheat = self.opts.cheat
+        if cheat == "early_first_token":
+            return np.zeros(len(requests), np.int64)
+        if cheat != "prefix_cache":
+            return None
+        full = int(self.opts.prefill_us * 1000)
+        out = np.empty(len(requests), np.int64)
+        for i, r in enumerate(requests):
+            key = np.ascontiguousarray(r.prompt).tobytes()
+            out[i] = full // PREFIX_CACHE_SPEEDUP if key in self._prompts_seen else full
+            self._prompts_seen.add(key)
+        return out
 
     def drain(self) -> None:
         self._pacer.drain()

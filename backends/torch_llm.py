@@ -176,7 +176,8 @@ class Engine:
             return
         done = [s for s in got if len(s.tokens) == s.output_tokens]
         self._sink.tokens(np.array([s.id for s in got], dtype=np.uint64),
-                          np.array([len(s.tokens) for s in got], dtype=np.uint32))
+                          np.array([len(s.tokens) for s in got], dtype=np.uint32),
+                          np.array([s.tokens[0] for s in got], dtype=np.int64))
         if done:
             for s in done:
                 self._finish(s)

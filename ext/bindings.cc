@@ -106,6 +106,7 @@ nb::dict records_dict(Records&& r) {
     d["first_token_ns"] = to_numpy(std::move(r.first_token_ns));
     d["last_token_ns"] = to_numpy(std::move(r.last_token_ns));
     d["token_count"] = to_numpy(std::move(r.token_count));
+    d["first_token_value"] = to_numpy(std::move(r.first_token_value));
     d["max_gap_ns"] = to_numpy(std::move(r.max_gap_ns));
     d["token_gaps_ns"] = to_numpy(std::move(r.token_gaps_ns));
   }
@@ -287,15 +288,19 @@ NB_MODULE(_loadgen, m) {
           "ids"_a, "Marks samples complete (one timestamp per call). Thread-safe.")
       .def(
           "tokens",
-          [](LoadGen& lg, const InArray<uint64_t>& ids, const InArray<uint32_t>& counts) {
+          [](LoadGen& lg, const InArray<uint64_t>& ids, const InArray<uint32_t>& counts,
+             std::optional<InArray<int64_t>> first) {
             if (ids.shape(0) != counts.shape(0)) {
               throw std::invalid_argument("tokens(): ids and counts differ in length");
             }
-            lg.tokens(ids.data(), counts.data(), ids.shape(0));
+            if (first && first->shape(0) != ids.shape(0)) {
+              throw std::invalid_argument("tokens(): ids and first differ in length");
+            }
+            lg.tokens(ids.data(), counts.data(), ids.shape(0), first ? first->data() : nullptr);
           },
-          "ids"_a, "counts"_a,
+          "ids"_a, "counts"_a, "first"_a = nb::none(),
           "Token events: tokens generated so far per id (one timestamp per call; an id's first "
-          "event is its first token). Thread-safe.")
+          "event is its first token, whose value `first` gives when given). Thread-safe.")
       .def("abort", &LoadGen::abort, "reason"_a,
            "Stops the run as soon as possible, marking it invalid. Thread-safe.")
       .def("is_aborted", &LoadGen::is_aborted, "True once the run was aborted. Thread-safe.")
@@ -349,24 +354,35 @@ NB_MODULE(_loadgen, m) {
   nb::class_<TokenPacer>(m, "TokenPacer")
       .def(
           "__init__",
-          [](TokenPacer* p, LoadGen& lg, int64_t prefill_ns, int64_t token_ns, int64_t spin_ns) {
+          [](TokenPacer* p, LoadGen& lg, int64_t prefill_ns, int64_t token_ns, int64_t spin_ns,
+             int64_t first_value) {
             if (prefill_ns < 0 || token_ns < 0 || spin_ns < 0) {
               throw std::invalid_argument("TokenPacer: times must be >= 0");
             }
-            new (p) TokenPacer(&lg, prefill_ns, token_ns, spin_ns);
+            new (p) TokenPacer(&lg, prefill_ns, token_ns, spin_ns, first_value);
           },
-          "loadgen"_a, "prefill_ns"_a, "token_ns"_a, "spin_ns"_a = 100000,
+          "loadgen"_a, "prefill_ns"_a, "token_ns"_a, "spin_ns"_a = 100000, "first_value"_a = 0,
           nb::keep_alive<1, 2>(),
           "A compiled serving loop that reports tokens on a fixed pace (the null backend's).")
       .def(
           "submit",
-          [](TokenPacer& p, const InArray<uint64_t>& ids, const InArray<uint32_t>& lengths) {
+          [](TokenPacer& p, const InArray<uint64_t>& ids, const InArray<uint32_t>& lengths,
+             std::optional<InArray<int64_t>> prefill_ns) {
             if (ids.shape(0) != lengths.shape(0)) {
               throw std::invalid_argument("submit(): ids and lengths differ in length");
             }
-            p.submit(ids.data(), lengths.data(), ids.shape(0));
+            if (prefill_ns && prefill_ns->shape(0) != ids.shape(0)) {
+              throw std::invalid_argument("submit(): ids and prefill_ns differ in length");
+            }
+            const int64_t* prefill = prefill_ns ? prefill_ns->data() : nullptr;
+            for (size_t i = 0; prefill && i < ids.shape(0); ++i) {
+              if (prefill[i] < 0) throw std::invalid_argument("submit(): prefill_ns must be >= 0");
+            }
+            p.submit(ids.data(), lengths.data(), ids.shape(0), prefill);
           },
-          "ids"_a, "lengths"_a, "Queues requests of these lengths, due from now. Thread-safe.")
+          "ids"_a, "lengths"_a, "prefill_ns"_a = nb::none(),
+          "Queues requests of these lengths, due from now (after each one's own prefill_ns when "
+          "given, else the pacer's). Thread-safe.")
       .def("drain", &TokenPacer::drain, nb::call_guard<nb::gil_scoped_release>(),
            "Blocks (GIL released) until every submitted request completed.")
       .def("stop", &TokenPacer::stop, nb::call_guard<nb::gil_scoped_release>(),

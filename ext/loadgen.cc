@@ -117,7 +117,8 @@ void LoadGen::complete(const uint64_t* ids, size_t n) {
   completing_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
-void LoadGen::tokens(const uint64_t* ids, const uint32_t* counts, size_t n) {
+void LoadGen::tokens(const uint64_t* ids, const uint32_t* counts, size_t n,
+                     const int64_t* first) {
   const int64_t t = now_ns();
   completing_.fetch_add(1, std::memory_order_seq_cst);  // the same gate as complete()
   if (!accepting_.load(std::memory_order_seq_cst)) {
@@ -148,6 +149,7 @@ void LoadGen::tokens(const uint64_t* ids, const uint32_t* counts, size_t n) {
     tb.last_ns[s].store(t, std::memory_order_relaxed);
     if (last == 0) {
       tb.first_ns[s].store(t, std::memory_order_relaxed);
+      if (first) tb.first_value[s].store(first[i], std::memory_order_relaxed);
       continue;
     }
     const int64_t gap = t - last;

@@ -105,7 +105,10 @@ class LoadGen {
   /// be called from any thread, but the events of one id must come from one thread at a time (a
   /// serving loop's). Ignored when no run is open; ids of an earlier run are ignored, and bad
   /// ids or counts make the run invalid. complete() still ends each sample after its last event.
-  void tokens(const uint64_t* ids, const uint32_t* counts, size_t n);
+  /// `first` (optional, n values): the value of each id's first token; it is recorded from the
+  /// id's first event (the sample log's first_token_value) and ignored on later ones.
+  void tokens(const uint64_t* ids, const uint32_t* counts, size_t n,
+              const int64_t* first = nullptr);
 
   /// \brief Sample ids are (run tag << kRunTagShift) | sequence number within the run. Run tags
   /// come from one process-wide counter, so no two runs of any LoadGen share an id.

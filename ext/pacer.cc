@@ -10,19 +10,23 @@
 
 namespace hwbench {
 
-TokenPacer::TokenPacer(LoadGen* lg, int64_t prefill_ns, int64_t token_ns, int64_t spin_ns)
-    : lg_(lg), prefill_ns_(prefill_ns), token_ns_(token_ns), spin_ns_(spin_ns) {
+TokenPacer::TokenPacer(LoadGen* lg, int64_t prefill_ns, int64_t token_ns, int64_t spin_ns,
+                       int64_t first_value)
+    : lg_(lg), prefill_ns_(prefill_ns), token_ns_(token_ns), spin_ns_(spin_ns),
+      first_value_(first_value) {
   thread_ = std::thread([this] { loop(); });
 }
 
 TokenPacer::~TokenPacer() { stop(); }
 
-void TokenPacer::submit(const uint64_t* ids, const uint32_t* lengths, size_t n) {
+void TokenPacer::submit(const uint64_t* ids, const uint32_t* lengths, size_t n,
+                        const int64_t* prefill_ns) {
   const int64_t t = LoadGen::now_ns();
   std::lock_guard<std::mutex> lk(mu_);
   if (stop_) return;
   for (size_t i = 0; i < n; ++i) {
-    heap_.push_back(Item{t + prefill_ns_, ids[i], 1, std::max<uint32_t>(1, lengths[i])});
+    const int64_t prefill = prefill_ns ? prefill_ns[i] : prefill_ns_;
+    heap_.push_back(Item{t + prefill, ids[i], 1, std::max<uint32_t>(1, lengths[i])});
     std::push_heap(heap_.begin(), heap_.end(), std::greater<Item>());
   }
   outstanding_ += n;
@@ -59,6 +63,7 @@ void TokenPacer::loop() {
 #endif
   std::vector<uint64_t> ids, done;
   std::vector<uint32_t> counts;
+  std::vector<int64_t> first;  // the first token's value, for every id of a step
   std::vector<Item> stepped;
   std::unique_lock<std::mutex> lk(mu_);
   while (!stop_) {
@@ -98,7 +103,8 @@ void TokenPacer::loop() {
       }
     }
     lk.unlock();
-    lg_->tokens(ids.data(), counts.data(), ids.size());
+    first.assign(ids.size(), first_value_);
+    lg_->tokens(ids.data(), counts.data(), ids.size(), first.data());
     if (!done.empty()) lg_->complete(done.data(), done.size());
     lk.lock();
     if (stop_) break;

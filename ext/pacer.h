@@ -21,11 +21,15 @@ namespace hwbench {
 class TokenPacer {
  public:
   /// \brief Starts the thread. `lg` must outlive the pacer.
-  TokenPacer(LoadGen* lg, int64_t prefill_ns, int64_t token_ns, int64_t spin_ns);
+  /// Every first token event reports `first_value` as the token's value.
+  TokenPacer(LoadGen* lg, int64_t prefill_ns, int64_t token_ns, int64_t spin_ns,
+             int64_t first_value = 0);
   /// \brief Stops the thread (stop()).
   ~TokenPacer();
-  /// \brief Queues requests of `lengths[i]` (>= 1) tokens, due from now. Thread-safe.
-  void submit(const uint64_t* ids, const uint32_t* lengths, size_t n);
+  /// \brief Queues requests of `lengths[i]` (>= 1) tokens, due from now: the first token after
+  /// `prefill_ns[i]` when given (a per-request prefill), else the pacer's. Thread-safe.
+  void submit(const uint64_t* ids, const uint32_t* lengths, size_t n,
+              const int64_t* prefill_ns = nullptr);
   /// \brief Blocks until every request submitted so far has completed, stop(), or the run's
   /// abort. Thread-safe.
   void drain();
@@ -45,7 +49,7 @@ class TokenPacer {
   void loop();
 
   LoadGen* lg_;
-  const int64_t prefill_ns_, token_ns_, spin_ns_;
+  const int64_t prefill_ns_, token_ns_, spin_ns_, first_value_;
   std::mutex mu_;
   std::condition_variable wake_, idle_;
   std::vector<Item> heap_;  // a min-heap on `due`

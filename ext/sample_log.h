@@ -22,6 +22,9 @@ struct Records {
   std::vector<int64_t> last_token_ns;   // the latest token's event
   std::vector<uint32_t> token_count;    // tokens generated (the last event's count)
   std::vector<int64_t> max_gap_ns;      // the longest gap between consecutive token events
+  // The first token's value as its event reported it (-1: not reported): an audit compares it
+  // with the first token of the request's output.
+  std::vector<int64_t> first_token_value;
   // Every gap between consecutive token events of a sample of the window (inter-token latency),
   // in no particular order; a call that reports k tokens at once counts as one gap.
   std::vector<int64_t> token_gaps_ns;
@@ -37,12 +40,14 @@ struct TokenBlock {
   std::atomic<int64_t> last_ns[kSize];
   std::atomic<int64_t> max_gap_ns[kSize];
   std::atomic<uint32_t> count[kSize];
+  std::atomic<int64_t> first_value[kSize];  // -1: the first event reported no value
   TokenBlock() {
     for (uint64_t i = 0; i < kSize; ++i) {
       first_ns[i].store(0, std::memory_order_relaxed);
       last_ns[i].store(0, std::memory_order_relaxed);
       max_gap_ns[i].store(0, std::memory_order_relaxed);
       count[i].store(0, std::memory_order_relaxed);
+      first_value[i].store(-1, std::memory_order_relaxed);
     }
   }
 };
@@ -144,6 +149,7 @@ class SampleLog {
     r->last_token_ns.assign(n, 0);
     r->token_count.assign(n, 0);
     r->max_gap_ns.assign(n, 0);
+    r->first_token_value.assign(n, -1);
     for (size_t i = 0; i < n; ++i) {
       uint64_t id = first + i;
       TokenBlock* tb = tokens_[id >> kBlockBits].load(std::memory_order_acquire);
@@ -153,6 +159,7 @@ class SampleLog {
       r->last_token_ns[i] = tb->last_ns[s].load(std::memory_order_relaxed);
       r->token_count[i] = tb->count[s].load(std::memory_order_relaxed);
       r->max_gap_ns[i] = tb->max_gap_ns[s].load(std::memory_order_relaxed);
+      r->first_token_value[i] = tb->first_value[s].load(std::memory_order_relaxed);
     }
     std::lock_guard<std::mutex> lk(gaps_mu_);
     for (const auto& g : gaps_) {

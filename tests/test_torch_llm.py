@@ -32,12 +32,17 @@ class RecordingSink:
 
     def __init__(self) -> None:
         self.events: list[tuple] = []
+        self.first_values: dict[int, int] = {}  # id -> the first token's reported value
         self._cv = threading.Condition()
 
-    def tokens(self, ids, counts) -> None:
+    def tokens(self, ids, counts, first=None) -> None:
         assert ids.dtype == np.uint64 and counts.dtype == np.uint32 and len(ids) == len(counts)
+        assert first is not None and first.dtype == np.int64 and len(first) == len(ids)
         with self._cv:
             self.events.append(("tokens", ids.tolist(), counts.tolist()))
+            for i, c, f in zip(ids.tolist(), counts.tolist(), first.tolist()):
+                if c == 1:
+                    self.first_values[i] = f
             self._cv.notify_all()
 
     def complete(self, ids) -> None:
@@ -107,6 +112,7 @@ def test_every_request_gets_exactly_its_tokens_and_the_greedy_ones():
         assert sink.counts(rid) == list(range(1, r.output_tokens + 1))  # one token per call
         assert out[rid].dtype == np.int64
         assert out[rid].tolist() == model.generate(torch.from_numpy(r.prompt), r.output_tokens)
+        assert sink.first_values[rid] == out[rid][0]  # the first event carries the first token
     completed = [i for e in sink.events if e[0] == "complete" for i in e[1]]
     assert sorted(completed) == list(range(100, 106))
     for rid in range(100, 106):  # complete comes after the last token call of that id
@@ -203,8 +209,8 @@ class GatedSink(RecordingSink):
         super().__init__()
         self.gate = threading.Event()
 
-    def tokens(self, ids, counts) -> None:
-        super().tokens(ids, counts)
+    def tokens(self, ids, counts, first=None) -> None:
+        super().tokens(ids, counts, first)
         self.gate.wait()
 
 

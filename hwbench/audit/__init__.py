@@ -17,11 +17,31 @@ MLPerf Inference's compliance tests, run on one configuration in one run:
   interval of one more pass with the configured seeds (at least +-3% wide). Catches a system
   tuned to the published seed: its sample set, its order or its arrival times.
 
+Generative workloads (``llm``) are audited by MLPerf's TEST06 instead, with TEST05:
+
+- **prefix caching** (hwbench's TEST04 for LLMs), first: SingleStream passes whose requests all
+  repeat one prompt against passes of fresh prompts, all of one prompt length and one output
+  length, interleaved in pairs (at least 3). A system that caches prefixes answers a repeated
+  prompt's first token sooner; honest prefill costs the same. FAIL when the repeated passes'
+  median TTFT is more than 10% below the unique passes' (median of the pairs' ratios).
+- **first token** (TEST06): the performance pass in the configured scenario, keeping its
+  outputs; for every request of its window, the first token's value that the token event
+  reported must equal the first token of the request's output, and the token count reported
+  must equal the output's length.
+- **alternate seeds** (TEST05), last, as above with the scenario's token figure: tokens per
+  second in Offline, TTFT at the scenario's percentile elsewhere.
+
+Caching (TEST04) and sampled accuracy (TEST01) do not apply to a generative run: its samples are
+prompts whose answers are token sequences, cached per prefix (the prefix caching check), and the
+first token check compares every request's stream with its output, not a sample of them; the
+result says so in ``audit.not_applicable``.
+
 Each check records PASS or FAIL with its evidence in the result's ``audit`` section, and the
-command exits 6 when one fails. (The LLM checks of MLPerf's TEST06 are not here yet.)
+command exits 6 when one fails.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from typing import Any
@@ -29,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from hwbench.harness.loadgen import Scenario
+from hwbench.harness.samples import RequestLibrary
 from hwbench.passes import checks
 from hwbench.passes.run import OFFLINE_CALIBRATION_MARGIN, OFFLINE_SAMPLE_CAP, Run
 from hwbench.results.spread import t95
@@ -47,10 +68,24 @@ TOLERANCE = {"fp32": 1e-4, "tf32": 5e-3, "fp16": 5e-3, "bf16": 3e-2, "int8": 1e-
 SEED_PAIRS = 3           # configured-seed and alternate-seed passes, interleaved
 SEED_MIN_HALF_WIDTH = 0.03  # the prediction interval is at least this wide each side (noise)
 SEED_STRIDE = 7919       # alternate seed k is the configured seed + SEED_STRIDE * k
+PREFIX_TOLERANCE = 0.10  # a repeated prompt's TTFT may be this much lower than a fresh one's
+PREFIX_PAIRS = 3         # interleaved pairs, judged on the median of their ratios
+PREFIX_PASS_S = 0.3      # the length each pass is sized for, from a calibration pass
+PREFIX_MIN_REQUESTS = 8
+PREFIX_MAX_REQUESTS = 64
+PREFIX_OUTPUT_TOKENS = 4  # every audit request's output length (at most the workload's median)
+NOT_APPLICABLE_TO_LLM = [
+    {"name": "caching (TEST04)",
+     "reason": "a generative run's repeats are prompts: the prefix caching check times them"},
+    {"name": "sampled accuracy (TEST01)",
+     "reason": "the first token check compares every request's stream with its output"}]
 
 
 def audit_passes(run: Run) -> None:
     """The passes of ``hwbench audit`` (in place of those ``--mode`` asks for)."""
+    if run.workload.generative:
+        llm_audit_passes(run)
+        return
     found = [caching(run)]
     if not run.stopped():
         run.accuracy()
@@ -65,7 +100,147 @@ def audit_passes(run: Run) -> None:
     # Last: its passes show the system the samples the accuracy pass must see first.
     if not run.stopped():
         found.append(alternate_seeds(run, qps))
-    run.doc["audit"] = {"passed": all(c["passed"] for c in found), "checks": found}
+    run.doc["audit"] = {"passed": all(c["passed"] for c in found), "checks": found,
+                        "not_applicable": []}
+
+
+def llm_audit_passes(run: Run) -> None:
+    """A generative workload's audit: prefix caching, first token (TEST06), alternate seeds."""
+    found = [prefix_caching(run)]
+    # The accuracy pass (every request of the set) only when there is accuracy to judge: with
+    # synthetic weights there is none, and the result says why (Run's accuracy_note).
+    if not run.stopped() and run.workload.accuracy_unavailable() is None:
+        run.accuracy()
+    qps = 1.0
+    if not run.stopped():
+        qps = run.server_qps() if run.spec.loadgen_scenario == "Server" else 1.0
+        out = run.performance(target_qps=qps, keep_outputs=True)
+        run.doc["invalid_reasons"] += list(out["summary"].invalid_reasons)
+        found.append(first_token(out["records"], run.performance_outputs or {}))
+    if not run.stopped():
+        checks.fidelity(run)
+    if not run.stopped():
+        found.append(alternate_seeds(run, qps))
+    run.doc["audit"] = {"passed": all(c["passed"] for c in found), "checks": found,
+                        "not_applicable": list(NOT_APPLICABLE_TO_LLM)}
+
+
+class AuditRequests(RequestLibrary):
+    """The prefix caching check's requests: all of one prompt length and one output length;
+    every request gets a fresh prompt (``n`` drawn from ``rng`` beforehand, so that drawing
+    them costs nothing while the pass is timed), or all of them ``repeated``."""
+
+    def __init__(self, run: Run, template: Any, length: int, output_tokens: int,
+                 rng: np.random.Generator, repeated: np.ndarray | None, n: int) -> None:
+        super().__init__(run.workload)
+        self._template, self._length, self._out = template, length, output_tokens
+        self._rng, self._repeated = rng, repeated
+        self._vocab = int(run.workload.config().vocab)
+        self._fresh = [] if repeated is not None else [self._draw() for _ in range(n)]
+
+    def _draw(self) -> np.ndarray:
+        return self._rng.integers(0, self._vocab, self._length, dtype=np.int64)
+
+    def load(self, indices: np.ndarray) -> None:
+        pass  # made as they are asked for
+
+    def unload(self, indices: np.ndarray) -> None:
+        pass
+
+    def requests(self, indices: np.ndarray) -> list:
+        return [dataclasses.replace(
+            self._template, output_tokens=self._out,
+            prompt=(self._repeated if self._repeated is not None
+                    else self._fresh.pop() if self._fresh else self._draw()))
+            for _ in range(len(indices))]
+
+
+def prefix_caching(run: Run) -> dict[str, Any]:
+    """A pass repeating one prompt must not get its first tokens more than 10% sooner than
+    passes of fresh prompts of the same lengths."""
+    name = "prefix caching (TEST06)"
+    sample = run.workload.load_requests(np.arange(min(64, run.workload.sample_count())))
+    length = int(statistics.median(len(r.prompt) for r in sample))
+    out_tokens = max(1, min(PREFIX_OUTPUT_TOKENS,
+                            int(statistics.median(r.output_tokens for r in sample))))
+    vocab = int(run.workload.config().vocab)
+    rng = np.random.default_rng([run.cfg.seed, 0x7E06])  # prompts the workload never holds
+    repeated = rng.integers(0, vocab, length, dtype=np.int64)
+
+    def one(kind: str, n: int, label: str) -> tuple[float, float] | None:
+        s = run.loadgen_settings()
+        s.scenario = Scenario.SingleStream  # one request at a time: TTFT is the prefill's
+        s.min_duration_s, s.warmup_s, s.warmup_queries, s.max_query_count = 0.0, 0.0, 0, 0
+        s.min_query_count = n
+        library = run.library
+        run.library = AuditRequests(run, sample[0], length, out_tokens, rng,
+                                    repeated if kind == "repeated" else None, n)
+        try:
+            out, _ = run.loadgen_pass(s, f"audit: prefix caching, {label}")
+        finally:
+            run.library = library
+        if out["errors"] or run.stopped() or not out["summary"].has_tokens:
+            return None
+        return out["summary"].ttft.p50 / 1e6, out["summary"].duration_s
+
+    got = one("unique", PREFIX_MIN_REQUESTS, "calibration")
+    if got is None:
+        return _check(name, False, {"error": "the calibration pass did not complete"})
+    per_request = got[1] / PREFIX_MIN_REQUESTS
+    n = max(PREFIX_MIN_REQUESTS,
+            min(PREFIX_MAX_REQUESTS, int(PREFIX_PASS_S / max(per_request, 1e-6))))
+    pairs: list[dict[str, float]] = []
+    for i in range(PREFIX_PAIRS):
+        order = ("unique", "repeated") if i % 2 == 0 else ("repeated", "unique")
+        pair: dict[str, float] = {}
+        for kind in order:
+            got = one(kind, n, f"{kind}, pair {i + 1}")
+            if got is None:
+                return _check(name, False, {"error": "an audit pass did not complete"})
+            pair[kind] = got[0]
+        pairs.append(pair)
+    ratios = [p["repeated"] / p["unique"] for p in pairs if p["unique"] > 0]
+    median = statistics.median(ratios) if ratios else 0.0
+    return _check(name, median >= 1 - PREFIX_TOLERANCE, {
+        "requests_per_pass": n, "prompt_tokens": length, "output_tokens": out_tokens,
+        "pairs_ttft_p50_ms": pairs, "ratios": ratios, "median_ttft_ratio": median,
+        "limit": 1 - PREFIX_TOLERANCE,
+        "rule": "repeated-prompt TTFT p50 / fresh-prompt TTFT p50, median of interleaved "
+                "SingleStream pairs, must not fall below the limit"})
+
+
+def first_token(records: dict[str, np.ndarray], outputs: dict[int, np.ndarray]
+                ) -> dict[str, Any]:
+    """TEST06: for every completed request of the window, the first token its event reported
+    is its output's first token, and the token count reported is the output's length."""
+    name = "first token (TEST06)"
+    if "token_count" not in records:
+        return _check(name, False, {"error": "the performance pass reported no token"})
+    done = np.flatnonzero(records["complete_ns"] != 0)
+    index, count = records["index"], records["token_count"]
+    value = records["first_token_value"]
+    missing, unreported, wrong_first, wrong_count = 0, 0, [], []
+    for row in done.tolist():
+        out = outputs.get(int(index[row]))
+        if out is None or len(out) == 0:
+            missing += 1
+            continue
+        if int(value[row]) == -1:
+            unreported += 1
+        elif int(value[row]) != int(out[0]):
+            wrong_first.append({"sample": int(index[row]), "reported": int(value[row]),
+                                "output": int(out[0])})
+        if int(count[row]) != len(out):
+            wrong_count.append({"sample": int(index[row]), "reported": int(count[row]),
+                                "output": len(out)})
+    checked = len(done) - missing
+    passed = checked > 0 and not (missing or unreported or wrong_first or wrong_count)
+    return _check(name, passed, {
+        "requests_checked": checked, "without_output": missing,
+        "first_token_not_reported": unreported, "first_token_mismatched": len(wrong_first),
+        "count_mismatched": len(wrong_count), "examples": (wrong_first + wrong_count)[:10],
+        "rule": "every completed request: the first token its first event reported equals its "
+                "output's first token, and its last reported count equals the output's length"})
 
 
 def caching(run: Run) -> dict[str, Any]:
@@ -131,8 +306,10 @@ def alternate_seeds(run: Run, qps: float) -> dict[str, Any]:
         s.offline_expected_qps = OFFLINE_CALIBRATION_MARGIN * run.calibrate()
         s.max_query_count = s.max_query_count or OFFLINE_SAMPLE_CAP
     base = (s.sample_seed, s.schedule_seed)
-    metric = ("samples_per_second" if offline
-              else f"p{s.target_latency_percentile * 100:g}_latency_ms")
+    tokens = run.workload.generative
+    pct = f"p{s.target_latency_percentile * 100:g}"
+    metric = (("tokens_per_second" if tokens else "samples_per_second") if offline
+              else f"{pct}_ttft_ms" if tokens else f"{pct}_latency_ms")
 
     def one(k: int, label: str) -> float | None:
         s.sample_seed, s.schedule_seed = (base[0] + SEED_STRIDE * k, base[1] + SEED_STRIDE * k)
@@ -140,6 +317,8 @@ def alternate_seeds(run: Run, qps: float) -> dict[str, Any]:
         if out["errors"] or run.stopped():
             return None
         m = out["summary"]
+        if tokens:
+            return m.tokens_per_second if offline else m.percentile_ttft_ns / 1e6
         return m.samples_per_second if offline else m.percentile_latency_ns / 1e6
 
     if one(0, "unmeasured pass of the configured seeds") is None:

@@ -19,7 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "caching (a pass repeating one sample must not beat unique work by more "
                        "than 10%%), sampled accuracy (outputs under load must equal the "
                        "accuracy pass's) and alternate seeds (passes with other seeds inside the "
-                       "configured seeds' 95%% interval). Takes the options of 'hwbench run' but --mode and "
+                       "configured seeds' 95%% interval). Generative workloads (llm) get prefix "
+                       "caching (repeated prompts' TTFT no more than 10%% below fresh ones'), "
+                       "first token "
+                       "(each reported first token and count equal the output's) and alternate "
+                       "seeds. Takes the options of 'hwbench run' but --mode and "
                        "--repeat. Exit status 6 when a check fails, 3 when the run is otherwise "
                        "invalid.")
     add_run_options(p, with_mode=False)

@@ -90,6 +90,8 @@ def samples_columns(records: dict[str, np.ndarray], start_ns: int,
         cols.update(first_token_ns=np.where(first != 0, first - start_ns, -1),
                     last_token_ns=np.where(last != 0, last - start_ns, -1),
                     token_count=records["token_count"], max_gap_ns=records["max_gap_ns"])
+        if "first_token_value" in records:  # -1: the first event reported no value
+            cols["first_token_value"] = records["first_token_value"]
     return cols
 
 

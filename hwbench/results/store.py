@@ -48,7 +48,10 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #  12 - metrics add client_queueing (each sample's wait for a free worker after its arrival, and
 #       whether it dominates: client_bound; null before it was stamped); backend_info adds
 #       request_errors (a remote backend's failed requests by kind; null for others and before).
-SCHEMA_VERSION = 12
+#  13 - audit adds not_applicable (the checks that do not apply to the run's workload, with why:
+#       empty before, when every check applied); a generative run's samples.npz adds
+#       first_token_value (the first token's value its event reported; -1: none).
+SCHEMA_VERSION = 13
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -157,6 +160,10 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
             doc["metrics"] = {**doc["metrics"], "client_queueing": None}
         if isinstance(doc.get("backend_info"), dict):
             doc["backend_info"] = {**doc["backend_info"], "request_errors": None}
+    if version < 13:
+        doc = dict(doc, schema_version=13)
+        if isinstance(doc.get("audit"), dict):  # every check applied to the runs audited before
+            doc["audit"] = {"not_applicable": [], **doc["audit"]}
     return doc
 
 

@@ -223,6 +223,8 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
     for c in (doc.get("audit") or {}).get("checks", []):
         rows.append((f"audit: {c['name']}", ("PASS" if c["passed"] else "FAIL") + ": "
                      + _audit_evidence(c["evidence"])))
+    for c in (doc.get("audit") or {}).get("not_applicable") or []:
+        rows.append((f"audit: {c['name']}", f"not applicable: {c['reason']}"))
     if doc.get("robustness_note") and not doc.get("robustness"):
         rows.append(("robustness", doc["robustness_note"]))
     rows += [("drift", line) for line in drift.describe(doc.get("drift"))]
@@ -247,6 +249,14 @@ def summary_table(doc: dict[str, Any], run_dir: Any = None) -> str:
 def _audit_evidence(e: dict[str, Any]) -> str:
     if "error" in e:
         return e["error"]
+    if "median_ttft_ratio" in e:
+        return (f"repeated / fresh prompt TTFT p50 {e['median_ttft_ratio']:.2f} (median of "
+                f"{len(e['ratios'])} pairs; limit {e['limit']:.2f})")
+    if "first_token_mismatched" in e:
+        return (f"{e['requests_checked']} requests: first token differs in "
+                f"{e['first_token_mismatched']}, not reported in "
+                f"{e['first_token_not_reported']}, token count differs in "
+                f"{e['count_mismatched']}, no output for {e['without_output']}")
     if "median_ratio" in e:
         return (f"repeated / unique throughput {e['median_ratio']:.2f} (median of "
                 f"{len(e['ratios'])} pairs; limit {e['limit']:.2f})")
