@@ -89,7 +89,7 @@ def test_the_torch_engine_passes_the_first_token_check(capsys, tmp_path):
     assert "ratios" in checks["prefix"]["evidence"], checks["prefix"]
 
 
-def test_schema_9_audits_had_every_check_apply(tmp_path):
+def test_audits_before_schema_13_had_every_check_apply(tmp_path):
     (tmp_path / "result.json").write_text(json.dumps({
         "schema_version": 12, "run_id": "r", "audit": {"passed": True, "checks": []}}))
     doc = load_result(tmp_path)
