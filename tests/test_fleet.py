@@ -248,7 +248,7 @@ def test_a_run_sees_the_nodes_environment_not_the_ray_workers(ray_cluster):
     from hwbench.fleet import cluster, task
 
     c, _ = ray_cluster
-    ray.init(address=c.address, logging_level="WARNING", log_to_driver=False)
+    cluster.connect(c.address)  # as the driver joins: from a neutral directory
     try:
         node = next(n for n in cluster.hwbench_nodes() if n.name == "a")
         probe = lambda: (os.environ.get("OMP_NUM_THREADS"),  # noqa: E731

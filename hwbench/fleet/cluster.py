@@ -9,8 +9,11 @@ node is recorded, never re-run behind the user's back.
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from hwbench.errors import UsageError
@@ -50,7 +53,14 @@ def connect(address: str | None) -> None:
     r = ray()
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False,
              "ignore_reinit_error": False}
+    # Ray puts the driver's current directory on every worker's sys.path: from a source checkout
+    # that would shadow the installed hwbench (no compiled load generator, no hwbench.backends).
+    # The driver joins from a directory of its own, empty, so only the installed package is found.
+    neutral = Path(tempfile.gettempdir()) / f"hwbench-ray-{os.getuid()}"
+    neutral.mkdir(mode=0o700, exist_ok=True)
+    here = os.getcwd()
     try:
+        os.chdir(neutral)
         if address and address != LOCAL:
             r.init(address=address, **quiet)
         else:
@@ -61,6 +71,8 @@ def connect(address: str | None) -> None:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise UsageError(f"cannot reach {where} ({exc}): check --ray ADDRESS "
                          "(e.g. 10.0.0.1:6379), or leave it out to run on this machine") from None
+    finally:
+        os.chdir(here)
 
 
 def check_address(address: str | None) -> None:
