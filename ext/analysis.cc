@@ -429,18 +429,7 @@ Summary analyze(const Settings& s, const Records& r, int64_t start_ns) {
   }
   std::sort(lat.begin(), lat.end());
   if (!lat.empty()) {
-    LatencyStats& L = m.latency;
-    L.min = static_cast<double>(lat.front());
-    L.max = static_cast<double>(lat.back());
-    long double sum = 0;
-    for (int64_t v : lat) sum += v;
-    L.mean = static_cast<double>(sum / lat.size());
-    L.p50 = percentile_of_sorted(lat, 0.50);
-    L.p90 = percentile_of_sorted(lat, 0.90);
-    L.p95 = percentile_of_sorted(lat, 0.95);
-    L.p97 = percentile_of_sorted(lat, 0.97);
-    L.p99 = percentile_of_sorted(lat, 0.99);
-    L.p999 = percentile_of_sorted(lat, 0.999);
+    m.latency = stats_of_sorted(lat);
     m.percentile_latency_ns = percentile_of_sorted(lat, s.target_latency_percentile);
   }
 

@@ -82,47 +82,31 @@ NOT_APPLICABLE_TO_LLM = [
 
 
 def audit_passes(run: Run) -> None:
-    """The passes of ``hwbench audit`` (in place of those ``--mode`` asks for)."""
-    if run.workload.generative:
-        llm_audit_passes(run)
-        return
-    found = [caching(run)]
-    if not run.stopped():
+    """The passes of ``hwbench audit`` (in place of those ``--mode`` asks for). A generative
+    workload's audit checks prefix caching and the first token (TEST06) where an image
+    workload's checks caching (TEST04) and sampled accuracy (TEST01); both end with alternate
+    seeds (TEST05)."""
+    generative = run.workload.generative
+    found = [prefix_caching(run) if generative else caching(run)]
+    # A generative run's accuracy pass (every request of the set) only when there is accuracy to
+    # judge: with synthetic weights there is none, and the result says why (Run's accuracy_note).
+    if not run.stopped() and not (generative
+                                  and run.workload.accuracy_unavailable() is not None):
         run.accuracy()
     qps = 1.0
     if not run.stopped():
         qps = run.server_qps() if run.spec.loadgen_scenario == "Server" else 1.0
         out = run.performance(target_qps=qps, keep_outputs=True)
         run.doc["invalid_reasons"] += list(out["summary"].invalid_reasons)
-        found.append(sampled_accuracy(run))
+        found.append(first_token(out["records"], run.performance_outputs or {}) if generative
+                     else sampled_accuracy(run))
     if not run.stopped():
         checks.fidelity(run)
     # Last: its passes show the system the samples the accuracy pass must see first.
     if not run.stopped():
         found.append(alternate_seeds(run, qps))
     run.doc["audit"] = {"passed": all(c["passed"] for c in found), "checks": found,
-                        "not_applicable": []}
-
-
-def llm_audit_passes(run: Run) -> None:
-    """A generative workload's audit: prefix caching, first token (TEST06), alternate seeds."""
-    found = [prefix_caching(run)]
-    # The accuracy pass (every request of the set) only when there is accuracy to judge: with
-    # synthetic weights there is none, and the result says why (Run's accuracy_note).
-    if not run.stopped() and run.workload.accuracy_unavailable() is None:
-        run.accuracy()
-    qps = 1.0
-    if not run.stopped():
-        qps = run.server_qps() if run.spec.loadgen_scenario == "Server" else 1.0
-        out = run.performance(target_qps=qps, keep_outputs=True)
-        run.doc["invalid_reasons"] += list(out["summary"].invalid_reasons)
-        found.append(first_token(out["records"], run.performance_outputs or {}))
-    if not run.stopped():
-        checks.fidelity(run)
-    if not run.stopped():
-        found.append(alternate_seeds(run, qps))
-    run.doc["audit"] = {"passed": all(c["passed"] for c in found), "checks": found,
-                        "not_applicable": list(NOT_APPLICABLE_TO_LLM)}
+                        "not_applicable": list(NOT_APPLICABLE_TO_LLM) if generative else []}
 
 
 class AuditRequests(RequestLibrary):
