@@ -235,6 +235,9 @@ class RunConfig:
         if self.pipeline == "both" and self.scenario == "server" and self.mode != "find-peak":
             raise UsageError("--pipeline both in Server compares the two paths' peak rates, not "
                              "two runs at one rate: add --mode find-peak")
+        if self.pipeline == "both" and self.soak_minutes is not None:
+            raise UsageError("--soak-minutes with --pipeline both would soak each path in turn: "
+                             "soak the path you deploy (--pipeline full, or model)")
 
     def _check_telemetry(self) -> None:
         _positive("--telemetry-hz", self.telemetry_hz, allow_zero=True)

@@ -106,6 +106,7 @@ def test_a_steady_soak_is_not_flagged_and_its_answers_agree(capsys, tmp_path):
 @pytest.mark.parametrize("args, words", [
     (("--soak-minutes", "1", "--duration", "5"), "not both"),
     (("--soak-minutes", "-1"), "--soak-minutes must be > 0"),
+    (("--soak-minutes", "1", "--pipeline", "both"), "soak the path you deploy"),
 ])
 def test_bad_soak_settings_are_one_line_errors(capsys, tmp_path, args, words):
     code, _, err = cli(capsys, "run", "--output", str(tmp_path), "--workload", "digits",
