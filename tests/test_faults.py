@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import numpy as np
 
-from cli_helpers import FAST, hwbench_process, run_json
+from cli_helpers import FAST, Watched, hwbench_process, run_json
 from hwbench import backends
 from hwbench.backends.cpu import CpuBackend
 
@@ -45,13 +44,13 @@ def test_backend_fault_mid_run_is_written_invalid(capsys, out_dir, monkeypatch):
 
 def test_ctrl_c_writes_an_interrupted_run(tmp_path: Path):
     out = tmp_path / "runs"
-    proc = hwbench_process("run", "--json", "--workload", "tiny", "--backend", "cpu",
-                           "--scenario", "single-stream", "--duration", "60", "--warmup", "0",
-                           "--output", str(out))
-    time.sleep(4.0)  # the tiny model loads in well under a second; then it measures
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    run = Watched(hwbench_process("run", "--json", "--workload", "tiny", "--backend", "cpu",
+                                  "--scenario", "single-stream", "--duration", "60",
+                                  "--warmup", "0", "--output", str(out)))
+    run.wait_for("performance [")  # the first progress line: it has measured for a while
+    run.proc.send_signal(signal.SIGINT)
+    stdout, stderr = run.finish(60)
+    assert run.proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     doc = json.loads(stdout)
     assert doc["interrupted"] and not doc["valid"]

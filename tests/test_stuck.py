@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import hwbench_process
+from cli_helpers import Watched, hwbench_process
 
 PLUGINS = Path(__file__).with_name("plugins")
 ENDS_WITHIN_S = 15  # generous: a stuck call must end the command, not hang it
@@ -102,11 +102,12 @@ def test_a_stuck_worker_call_ends_the_run_at_the_sample_timeout(tmp_path, stall)
 @pytest.mark.parametrize("stall", STALLS)
 def test_ctrl_c_ends_a_run_whose_call_is_stuck(tmp_path, stall):
     out = tmp_path / "runs"
-    proc = _stuck_run(out, stall, "--scenario", "single-stream", "--duration", "60",
-                      "--warmup", "0")  # the default 60 s sample timeout never fires here
-    time.sleep(4.0)  # the tiny model loads in well under a second; then the call is stuck
+    run = Watched(_stuck_run(out, stall, "--scenario", "single-stream", "--duration", "60",
+                             "--warmup", "0"))  # the default 60 s sample timeout never fires
+    run.wait_for("stuck: stalling")
+    proc = run.proc
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = _finish(proc)
+    stdout, stderr = run.finish(ENDS_WITHIN_S)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     doc = json.loads(stdout)
@@ -119,14 +120,15 @@ def test_ctrl_c_ends_a_run_whose_call_is_stuck(tmp_path, stall):
 def test_a_second_ctrl_c_exits_at_once(tmp_path):
     """A call stuck in native code on the main thread (the backend's load) never lets Python
     see the first Ctrl-C; the second ends the process anyway, with 130 and no traceback."""
-    proc = _stuck_run(tmp_path / "runs", "native", "--backend-opt", "where=load",
-                      "--scenario", "single-stream")
-    time.sleep(4.0)
+    run = Watched(_stuck_run(tmp_path / "runs", "native", "--backend-opt", "where=load",
+                             "--scenario", "single-stream"))
+    run.wait_for("stuck: stalling in load")
+    proc = run.proc
     proc.send_signal(signal.SIGINT)
     time.sleep(1.0)
     assert proc.poll() is None  # the first Ctrl-C cannot reach a call that never returns
     proc.send_signal(signal.SIGINT)
-    _, stderr = _finish(proc, timeout=5)
+    _, stderr = run.finish(5)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
 

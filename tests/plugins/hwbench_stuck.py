@@ -8,6 +8,7 @@ A fake only in that it never computes: the stall is what the tests exercise.
 """
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 from typing import ClassVar
@@ -55,6 +56,8 @@ class StuckBackend(Backend):
         return self._zeros[:n]
 
     def _stall(self) -> None:
+        # The line a test waits for before it sends Ctrl-C (tests/cli_helpers.py, Watched).
+        print(f"stuck: stalling in {self.opts.where}", file=sys.stderr, flush=True)
         if self.opts.stall == "sleep":
             threading.Event().wait()
         elif self.opts.stall == "native":
