@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from hwbench.harness.loadgen import RUN_TAG_SHIFT, LoadGen, now_ns
 from hwbench.harness.outputs import Top1Log
-from hwbench.harness.workers import CLOSE_GRACE_S, SampleQueue
+from hwbench.harness.workers import CLOSE_GRACE_S, BatchQueue, SampleQueue
 from hwbench.workloads import Workload
 
 # Per-sample stage columns of samples.npz, in the order a sample passes them (ns; -1: the sample
@@ -63,45 +62,6 @@ class _Ready:
     x: np.ndarray
 
 
-class ReadyQueue:
-    """Preprocessed samples waiting for a compute worker, in the order they became ready."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._take_lock = threading.Lock()  # one batch is formed at a time
-        self._items: deque[_Ready] = deque()
-        self._flushing = False
-        self._closed = False
-
-    def put(self, item: _Ready) -> None:
-        with self._cond:
-            self._items.append(item)
-            self._flushing = False
-            self._cond.notify_all()
-
-    def flush(self) -> None:
-        with self._cond:
-            self._flushing = True
-            self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def take(self, n: int, wait_s: float) -> list[_Ready] | None:
-        """Up to ``n`` samples: waits for the first, then at most ``wait_s`` for more. None
-        once the queue is closed."""
-        with self._take_lock, self._cond:
-            self._cond.wait_for(lambda: self._items or self._closed)
-            if wait_s > 0 and len(self._items) < n:
-                self._cond.wait_for(lambda: len(self._items) >= n or self._flushing
-                                    or self._closed, wait_s)
-            if self._closed:
-                return None
-            return [self._items.popleft() for _ in range(min(n, len(self._items)))]
-
-
 class PipelineSut:
     """Serves issued samples through the whole pipeline (see the module's docstring).
 
@@ -124,7 +84,7 @@ class PipelineSut:
         self._batch = batch_size
         self._wait_s = batch_timeout_us / 1e6
         self._incoming = SampleQueue()
-        self._ready = ReadyQueue()
+        self._ready = BatchQueue()  # of _Ready, one sample each
         self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
         self.answers: dict[int, np.ndarray] | None = {} if keep_outputs else None
         self.top1: Top1Log | None = Top1Log() if keep_top1 else None  # a soak's answers

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -78,27 +78,31 @@ class Instances:
             backend.close()
 
 
-class SampleQueue:
-    """Issued samples waiting for a worker, in arrival order, held as ``(ids, indices)`` chunks
-    so that an Offline query of millions of samples is one entry, sliced as workers take it."""
+class BatchQueue:
+    """Work waiting for workers, in arrival order, taken a batch at a time: ``take`` waits for
+    the first item, then at most a batch timeout for the batch to fill, unless ``flush`` said no
+    more is coming for now. One batch is formed at a time. An entry is a chunk of ``size``
+    items (an Offline query of millions of samples is one entry); ``split(chunk, k)`` cuts a
+    chunk into its first ``k`` items and the rest when a batch takes part of it."""
 
-    def __init__(self) -> None:
+    def __init__(self, split: Callable[[Any, int], tuple[Any, Any]] | None = None) -> None:
         self._cond = threading.Condition()
-        self._take_lock = threading.Lock()  # one batch is formed at a time
-        self._chunks: deque[tuple[np.ndarray, np.ndarray]] = deque()
+        self._take_lock = threading.Lock()
+        self._chunks: deque[tuple[Any, int]] = deque()
+        self._split = split
         self._count = 0
         self._flushing = False
         self._closed = False
 
-    def put(self, ids: np.ndarray, indices: np.ndarray) -> None:
+    def put(self, chunk: Any, size: int = 1) -> None:
         with self._cond:
-            self._chunks.append((ids, indices))
-            self._count += len(ids)
+            self._chunks.append((chunk, size))
+            self._count += size
             self._flushing = False
             self._cond.notify_all()
 
     def flush(self) -> None:
-        """No more samples are coming for now: a batch being formed goes without waiting."""
+        """No more work is coming for now: a batch being formed goes without waiting."""
         with self._cond:
             self._flushing = True
             self._cond.notify_all()
@@ -108,30 +112,50 @@ class SampleQueue:
             self._closed = True
             self._cond.notify_all()
 
-    def take(self, n: int, wait_s: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """Up to ``n`` samples: waits for the first, then at most ``wait_s`` for the batch to
-        fill. None once the queue is closed."""
+    def take(self, n: int, wait_s: float) -> list[Any] | None:
+        """The chunks of up to ``n`` items: waits for the first, then at most ``wait_s`` for the
+        batch to fill. None once the queue is closed."""
         with self._take_lock, self._cond:
             self._cond.wait_for(lambda: self._count or self._closed)
             if wait_s > 0 and self._count < n:
                 self._cond.wait_for(lambda: self._count >= n or self._flushing or self._closed,
                                     wait_s)
-            return None if self._closed else self._pop(n)
+            if self._closed:
+                return None
+            taken = []
+            while n and self._chunks:
+                chunk, size = self._chunks.popleft()
+                if size > n:  # only a chunk of several items is ever larger than a batch
+                    assert self._split is not None
+                    chunk, rest = self._split(chunk, n)
+                    self._chunks.appendleft((rest, size - n))
+                    size = n
+                taken.append(chunk)
+                self._count -= size
+                n -= size
+            return taken
 
-    def _pop(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        ids, indices = [], []
-        while n and self._chunks:
-            i, x = self._chunks.popleft()
-            if len(i) > n:
-                self._chunks.appendleft((i[n:], x[n:]))
-                i, x = i[:n], x[:n]
-            ids.append(i)
-            indices.append(x)
-            n -= len(i)
-        self._count -= sum(len(i) for i in ids)
-        if len(ids) == 1:
-            return ids[0], indices[0]
-        return np.concatenate(ids), np.concatenate(indices)
+
+class SampleQueue:
+    """Issued samples waiting for a worker, held as ``(ids, indices)`` chunks of a BatchQueue and
+    sliced as workers take them."""
+
+    def __init__(self) -> None:
+        self._q = BatchQueue(lambda c, k: ((c[0][:k], c[1][:k]), (c[0][k:], c[1][k:])))
+        self.flush, self.close = self._q.flush, self._q.close
+
+    def put(self, ids: np.ndarray, indices: np.ndarray) -> None:
+        self._q.put((ids, indices), len(ids))
+
+    def take(self, n: int, wait_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Up to ``n`` samples (see BatchQueue.take). None once the queue is closed."""
+        chunks = self._q.take(n, wait_s)
+        if chunks is None:
+            return None
+        if len(chunks) == 1:
+            return chunks[0]
+        return (np.concatenate([c[0] for c in chunks]),
+                np.concatenate([c[1] for c in chunks]))
 
 
 class WorkerSut:
