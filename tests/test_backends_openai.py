@@ -3,8 +3,8 @@ serving hwbench's tiny Llama (seeded weights, a word-level tokenizer made here) 
 from its own virtual environment (tests/openai_env.py).
 
 One server, over TLS (uvicorn's own, a self-signed certificate) and refusing requests without
-an API key, serves most tests (module scope: it takes ~20 s to start); a second one, plain
-HTTP, stalls mid-run. ``transformers serve`` streams chat completions only, answers with text
+an API key, serves every test (module scope: it takes ~20 s to start); requests bearing a second
+key it accepts are answered a few times, then never again: the server that stalls mid-run. ``transformers serve`` streams chat completions only, answers with text
 chunks of whole words (a word here is one token), sends no usage and refuses ``ignore_eos``
 and ``min_tokens`` (422): the backend counts tokens with the tokenizer and asks for the length
 with ``max_tokens`` alone, which this model (no end-of-sequence token) always reaches. Token
@@ -12,6 +12,7 @@ figures are never asserted against a time, only their presence, order and counts
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ pytest.importorskip("torch")  # writing the served checkpoint
 
 KEY = "hwbench-openai-key-7c41e9"
 SERVER_KEY_ENV = "HWB_OAI_SERVER_KEY"
+STALL_TOKEN = "hwbench-openai-stall-2b8d"  # the second key: its requests stall after a few
+STALL_AFTER = 7  # the backend's first request (refused: 422) and its retry, then 5 of the run's
 FAST = ("--duration", "0.3", "--warmup", "0", "--min-queries", "4")
 
 
@@ -44,7 +47,9 @@ def server(tmp_path_factory, model):
     d = tmp_path_factory.mktemp("openai-server")
     cert, private = self_signed(d)
     srv = openai_env.start(model, d / "server.log", "--api-key-env", SERVER_KEY_ENV,
-                           tls=(cert, private), env={SERVER_KEY_ENV: KEY})
+                           "--stall-key-env", "HWB_OAI_SERVER_STALL", "--stall-after",
+                           str(STALL_AFTER), tls=(cert, private),
+                           env={SERVER_KEY_ENV: KEY, "HWB_OAI_SERVER_STALL": STALL_TOKEN})
     srv.cert = cert
     yield srv
     srv.stop()
@@ -153,22 +158,18 @@ def test_options_that_cannot_work_are_exit_2(capsys, out_dir, tmp_path, monkeypa
         assert words in err and "Traceback" not in err, (pairs, err)
 
 
-def test_a_server_that_stalls_mid_run_ends_invalid_naming_the_timeout(tmp_path, out_dir, model):
-    # The server answers 8 POSTs: its own warm-up, the backend's first request (refused: 422)
-    # and its retry, then 5 of the run's; every later request is never answered.
-    srv = openai_env.start(model, tmp_path / "server.log", "--stall-after", "8")
-    try:
-        # A real process, with a bound, so that a hang fails the test instead of holding it.
-        proc = subprocess.run(
-            [str(Path(sys.executable).with_name("hwbench")), "run", "--workload", "llm",
-             "--backend", "openai",
-             *opts(f"url={srv.url}", f"model={model}", "api=chat", f"tokenizer={model}",
-                   "timeout_s=2", "connections=2"),
-             "--scenario", "server", "--target-qps", "4", "--duration", "4", "--warmup", "0",
-             "--min-queries", "12", "--output", str(out_dir), "--json", "--quiet"],
-            capture_output=True, text=True, timeout=120)
-    finally:
-        srv.stop()
+def test_a_server_that_stalls_mid_run_ends_invalid_naming_the_timeout(out_dir, server):
+    # Last in the module: after STALL_AFTER requests with the stall key, the server answers
+    # none of them again (the other key's requests are still answered).
+    # A real process, with a bound, so that a hang fails the test instead of holding it.
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("hwbench")), "run", "--workload", "llm",
+         "--backend", "openai",
+         *served(server, "api_key_env=HWB_OAI_STALL", "timeout_s=2", "connections=2"),
+         "--scenario", "server", "--target-qps", "4", "--duration", "4", "--warmup", "0",
+         "--min-queries", "12", "--output", str(out_dir), "--json", "--quiet"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HWB_OAI_STALL": STALL_TOKEN})
     assert proc.returncode == 3, proc.stderr
     doc = json.loads(proc.stdout)
     assert not doc["valid"]
