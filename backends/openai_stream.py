@@ -42,11 +42,14 @@ class Connection:
         self._timeout, self._connect_timeout = timeout_s, connect_timeout_s
         self._headers = headers  # never logged: it may hold the API key
         self._conn: http.client.HTTPConnection | None = None
+        self._interrupted = False
 
     def _open(self) -> http.client.HTTPConnection:
         if self._conn is None:
             self._conn = connect(self._url, timeout_s=self._timeout,
                                  connect_timeout_s=self._connect_timeout, tls=self._tls)
+        if self._interrupted:  # stop came while connecting: never wait timeout_s for nothing
+            raise RemoteError("disconnected", "stopped")
         return self._conn
 
     def get_json(self, path: str) -> tuple[int, dict[str, str], Any]:
@@ -97,7 +100,9 @@ class Connection:
             raise classified(exc, self._timeout) from None
 
     def interrupt(self) -> None:
-        """Ends a read in progress on another thread (stop): shuts the socket down."""
+        """Ends a read in progress on another thread (stop): shuts the socket down; a
+        connection opened after this refuses to be used."""
+        self._interrupted = True
         conn = self._conn
         sock = getattr(conn, "sock", None)
         if sock is not None:
