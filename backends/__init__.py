@@ -19,6 +19,7 @@ _BUILTIN = {
     "tensorrt": "hwbench.backends.tensorrt:TensorRtBackend",
     "torch": "hwbench.backends.pytorch:TorchBackend",
     "kserve": "hwbench.backends.kserve:KServeBackend",
+    "openai": "hwbench.backends.openai:OpenAiBackend",
 }
 
 

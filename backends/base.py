@@ -101,7 +101,7 @@ def _declared(options_class: type) -> tuple[Option, ...]:
 
 class TokenSink(Protocol):
     """Where a streaming backend reports tokens; implemented by the harness over the compiled
-    load generator, which timestamps every call. All three methods are thread-safe; the events
+    load generator, which timestamps every call. Every method is thread-safe; the events
     of one request must come from one thread at a time (the serving loop's)."""
 
     def tokens(self, ids: np.ndarray, counts: np.ndarray,
@@ -118,6 +118,12 @@ class TokenSink(Protocol):
 
     def abort(self, reason: str) -> None:
         """A backend fault: the run is invalid with this reason."""
+
+    def started(self, ids: np.ndarray) -> None:
+        """These requests were taken up now, after waiting for a free slot of a backend that
+        keeps a bounded number in flight (a network backend's connections): the wait from each
+        one's arrival is client queueing. A backend that never makes requests wait need not
+        call it."""
 
     @property
     def native(self) -> Any:

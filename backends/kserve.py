@@ -15,14 +15,13 @@ token; the key itself is never kept in the options, the result or any message.
 from __future__ import annotations
 
 import json
-import os
-import ssl
 import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from hwbench.backends import remote
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 from hwbench.errors import BackendUnavailable, ModelError, UsageError
 
@@ -73,7 +72,7 @@ class KServeBackend(Backend):
 
     def _connect(self) -> Any:
         o = self.opts
-        headers = _auth_headers(o.api_key_env)
+        headers = remote.auth_headers(self.name, o.api_key_env)
         tls = o.tls or bool(o.tls_ca) or o.url.startswith(("https://", "grpcs://"))
         if o.protocol == "grpc":
             if o.insecure:
@@ -85,21 +84,21 @@ class KServeBackend(Backend):
                 raise BackendUnavailable(f"backend kserve: protocol grpc needs tritonclient "
                                          f"({exc}); {_INSTALL}") from None
             return GrpcClient(o.url, timeout_s=o.timeout_s, connect_timeout_s=o.connect_timeout_s,
-                              tls_ca=_readable(o.tls_ca), tls=tls, headers=headers)
+                              tls_ca=remote.readable(self.name, o.tls_ca), tls=tls,
+                              headers=headers)
         from hwbench.backends.kserve_http import HttpClient
 
         return HttpClient(o.url, timeout_s=o.timeout_s, connect_timeout_s=o.connect_timeout_s,
-                          tls=_tls_context(_readable(o.tls_ca), o.insecure) if tls else None,
+                          tls=(remote.tls_context(self.name, remote.readable(self.name, o.tls_ca),
+                                                  o.insecure) if tls else None),
                           headers=headers)
 
     def _server_metadata(self) -> dict[str, Any]:
-        from hwbench.backends.kserve_http import RemoteError
-
         try:
             if self.opts.protocol == "grpc":
                 return self._client.server_metadata()
             status, meta = self._client.get_json("/v2")
-        except RemoteError as exc:
+        except remote.RemoteError as exc:
             if exc.kind == "tls":
                 raise UsageError(f"backend kserve: TLS with {self.opts.url} failed ({exc}): give "
                                  "the CA of its certificate with --backend-opt tls_ca=PATH") from None
@@ -115,7 +114,7 @@ class KServeBackend(Backend):
         return meta
 
     def _model_metadata(self) -> dict[str, Any]:
-        from hwbench.backends.kserve_http import RemoteError, model_path
+        from hwbench.backends.kserve_http import model_path
 
         o = self.opts
         try:
@@ -125,21 +124,19 @@ class KServeBackend(Backend):
             if status == 200 and isinstance(meta, dict):
                 return meta
             detail = f"answered {status}"
-        except RemoteError as exc:
+        except remote.RemoteError as exc:
             detail = str(exc)
         raise UsageError(f"backend kserve: the server at {o.url} has no model {o.model!r} "
                          f"({detail}); it serves: {self._model_names()}; fix --backend-opt model=")
 
     def _model_names(self) -> str:
         """The models the server lists, for a message (best effort: not every server lists)."""
-        from hwbench.backends.kserve_http import RemoteError
-
         try:
             if self.opts.protocol == "grpc":
                 names = self._client.model_names()
             else:
                 names = _http_model_names(self._client)
-        except RemoteError:
+        except remote.RemoteError:
             names = []
         return ", ".join(sorted(names)) or "(the server does not list its models)"
 
@@ -165,13 +162,11 @@ class KServeBackend(Backend):
         self._model_meta = {k: meta[k] for k in ("name", "versions", "platform") if k in meta}
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        from hwbench.backends.kserve_http import RemoteError
-
         a = self._artifact
         try:
             return self._client.infer(self.opts.model, self.opts.model_version, a.input_name,
                                       batch, self._datatype, a.output_name)
-        except RemoteError as exc:
+        except remote.RemoteError as exc:
             with self._errors_lock:
                 self._errors[exc.kind] = self._errors.get(exc.kind, 0) + 1
             raise
@@ -203,34 +198,6 @@ class KServeBackend(Backend):
 def _refused(url: str, detail: str) -> UsageError:
     return UsageError(f"backend kserve: the server at {url} refused the request ({detail}): give "
                       "its API key with --backend-opt api_key_env=NAME (a variable holding it)")
-
-
-def _auth_headers(env: str) -> dict[str, str]:
-    if not env:
-        return {}
-    key = os.environ.get(env)
-    if not key:
-        raise UsageError(f"backend kserve: api_key_env={env} names an environment variable that "
-                         f"is not set: export {env}=KEY, or drop the option")
-    return {"Authorization": f"Bearer {key}"}
-
-
-def _readable(path: str) -> str | None:
-    if path and not os.path.isfile(path):
-        raise UsageError(f"backend kserve: tls_ca={path} is not a file: give the PEM file of the "
-                         "CA that signed the server's certificate")
-    return path or None
-
-
-def _tls_context(ca: str | None, insecure: bool) -> ssl.SSLContext:
-    try:
-        ctx = ssl.create_default_context(cafile=ca)
-    except ssl.SSLError as exc:
-        raise UsageError(f"backend kserve: tls_ca={ca} is not a PEM certificate ({exc})") from None
-    if insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def _shape_fits(declared: list[int], sample: tuple[int, ...]) -> bool:

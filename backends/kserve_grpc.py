@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from hwbench.backends.kserve_http import RemoteError
+from hwbench.backends.remote import RemoteError
 
 
 class GrpcClient:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import ssl
 import threading
 import urllib.parse
@@ -18,18 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from hwbench.backends.remote import RemoteError, classified, connect, split
+
 _HEADER_LEN = "Inference-Header-Content-Length"
 _NP_OF = {"FP32": np.float32, "FP16": np.float16, "FP64": np.float64, "INT64": np.int64,
           "INT32": np.int32, "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}
-
-
-class RemoteError(Exception):
-    """A request the server answered with an error, or did not answer; ``kind`` names which
-    (``refused``, ``timeout``, ``disconnected``, ``http_<status>``, ``grpc_<code>``)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
 
 
 class HttpClient:
@@ -37,10 +29,8 @@ class HttpClient:
 
     def __init__(self, url: str, *, timeout_s: float, connect_timeout_s: float,
                  tls: ssl.SSLContext | None, headers: dict[str, str]) -> None:
-        parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
-        self.base = parts.path.rstrip("/")
-        self._host, self._port = parts.hostname or "127.0.0.1", parts.port
-        self._https = parts.scheme == "https" or tls is not None
+        self._url = url
+        self.base = split(url, tls is not None)[3]
         self._tls = tls
         self._timeout = timeout_s
         self._connect_timeout = connect_timeout_s
@@ -52,16 +42,9 @@ class HttpClient:
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self._https:
-                conn = http.client.HTTPSConnection(self._host, self._port,
-                                                   timeout=self._connect_timeout,
-                                                   context=self._tls)
-            else:
-                conn = http.client.HTTPConnection(self._host, self._port,
-                                                  timeout=self._connect_timeout)
-            conn.connect()
-            conn.sock.settimeout(self._timeout)  # connecting is bounded apart from answering
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # connecting is bounded apart from answering
+            conn = connect(self._url, timeout_s=self._timeout,
+                           connect_timeout_s=self._connect_timeout, tls=self._tls)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -78,7 +61,7 @@ class HttpClient:
             data = resp.read()
         except BaseException as exc:
             self._drop()
-            raise _classified(exc, self._timeout) from None
+            raise classified(exc, self._timeout) from None
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
 
     def get_json(self, path: str) -> tuple[int, Any]:
@@ -144,19 +127,3 @@ def _detail(data: bytes) -> str:
         return str(json.loads(data).get("error", data[:200]))
     except (ValueError, AttributeError):
         return data[:200].decode(errors="replace")
-
-
-def _classified(exc: BaseException, timeout_s: float) -> BaseException:
-    if isinstance(exc, RemoteError) or not isinstance(exc, Exception):
-        return exc
-    if isinstance(exc, ConnectionRefusedError):
-        return RemoteError("refused", "connection refused")
-    if isinstance(exc, (TimeoutError, socket.timeout)):
-        return RemoteError("timeout", f"no answer within {timeout_s:g} s (timeout_s)")
-    if isinstance(exc, ssl.SSLError):
-        return RemoteError("tls", str(exc))
-    if isinstance(exc, (ConnectionError, http.client.HTTPException)):
-        return RemoteError("disconnected", f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, OSError):
-        return RemoteError("network", f"{type(exc).__name__}: {exc}")
-    return exc

@@ -3,8 +3,6 @@ digits model through onnxruntime on loopback, from its own virtual environment
 (tests/kserve_env.py), over HTTP (binary-data extension) and gRPC (raw contents)."""
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +11,7 @@ import pytest
 
 import kserve_env
 from cli_helpers import FAST, assert_valid_or_load_bound, cli, run_json
+from tls_helpers import self_signed
 
 SERVER_ARGS = ["--scenario", "server", "--target-qps", "100", "--latency-bound-ms", "200",
                "--min-queries", "60"]
@@ -119,38 +118,11 @@ def test_a_server_that_stalls_mid_run_ends_invalid_naming_the_timeout(tmp_path, 
     assert "Traceback" not in proc.stderr
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and localhost, signed by its own key."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hwbench test server")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 def test_tls_and_an_api_key_that_never_reaches_the_output(capsys, tmp_path, out_dir,
                                                           monkeypatch):
     pytest.importorskip("cryptography")
     key = "hwbench-test-key-5f1d2c"
-    cert, private = _self_signed(tmp_path)
+    cert, private = self_signed(tmp_path)
     srv = kserve_env.start(digits_model(), tmp_path / "server.log", "--api-key-env",
                            "HWB_SERVER_KEY", tls=(cert, private), env={"HWB_SERVER_KEY": key})
     try:

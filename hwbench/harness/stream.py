@@ -13,18 +13,21 @@ import numpy as np
 
 from hwbench.backends import Backend
 from hwbench.harness.loadgen import LoadGen
+from hwbench.harness.queueing import StartLog
 from hwbench.harness.samples import RequestLibrary
 
 
 class LoadGenSink:
     """The ``TokenSink`` a streaming backend reports to: the compiled load generator's own
-    thread-safe ``tokens``, ``complete`` and ``abort``, bound once (no Python layer per call)."""
+    thread-safe ``tokens``, ``complete`` and ``abort``, bound once (no Python layer per call),
+    and ``started``, stamped on the load generator's clock (client queueing)."""
 
-    def __init__(self, loadgen: LoadGen) -> None:
+    def __init__(self, loadgen: LoadGen, started: StartLog) -> None:
         self._lg = loadgen
         self.tokens = loadgen.tokens
         self.complete = loadgen.complete
         self.abort = loadgen.abort
+        self.started = started.stamp
 
     @property
     def native(self) -> Any:
@@ -48,7 +51,11 @@ class StreamingSut:
         self.outputs: dict[int, np.ndarray] | None = {} if keep_outputs else None
         self.error: BaseException | None = None
         self.abandoned: list[str] = []  # a stuck call is the issue thread's (see BatchingSut)
-        backend.serve(LoadGenSink(loadgen), keep_outputs)
+        # When a backend with a bounded number of requests in flight (a network backend's
+        # connections) began each request; empty for one that never waits (client queueing:
+        # none then).
+        self.started = StartLog()
+        backend.serve(LoadGenSink(loadgen, self.started), keep_outputs)
 
     def issue(self, ids: np.ndarray, indices: np.ndarray) -> None:
         try:

@@ -305,7 +305,9 @@ class Run:
         top1 = getattr(sut, "top1", None)  # a streaming SUT keeps none: answers are tokens
         if top1 is not None:
             out["top1"] = top1.window(out["first_seq"], len(out["records"]["index"]))
-        started = getattr(sut, "started", None)  # a streaming SUT stamps none
+        # A streaming SUT's log is empty unless its backend makes requests wait (client
+        # queueing is then None, as for a SUT that stamps nothing).
+        started = getattr(sut, "started", None)
         out["started_ns"] = (None if started is None else
                              started.column(out["first_seq"], len(out["records"]["index"])))
         return out

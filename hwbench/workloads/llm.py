@@ -203,8 +203,8 @@ class Llm(Workload):
 
     def backend_needed(self) -> str:
         """What to do when the chosen backend cannot serve this workload."""
-        return ("the llm workload is torch-native (a model served token by token): use "
-                "--backend torch (or null, to measure the harness)")
+        return ("the llm workload is served token by token: use --backend torch, openai (an "
+                "OpenAI-compatible server) or null (to measure the harness)")
 
     # --- the requests ----------------------------------------------------------------------
     def requests(self) -> list[LlmRequest]:
