@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
+from hwbench.backends.base import (Availability, Backend, BackendInfo, ModelArtifact, option,
+                                  require_single_tensor)
 from hwbench.errors import BackendUnavailable, ModelError, UsageError
 
 _DATATYPE = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64",
@@ -61,6 +62,7 @@ class KServeBackend(Backend):
         self._errors_lock = threading.Lock()
 
     def load(self, model: ModelArtifact) -> None:
+        require_single_tensor(self.name, model, "run it with --backend cpu, openvino or torch")
         o = self.opts
         if not o.url or not o.model:
             raise UsageError("backend kserve needs the server and the model: --backend-opt "
