@@ -3,6 +3,8 @@
 and sequence (tests/anymodel.py) run by onnxruntime, OpenVINO and torch, the CLI in-process."""
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from hwbench import workloads
 from hwbench.artifacts import named_tensors
 
 SEQ = 12
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +193,20 @@ def test_backends_that_take_one_tensor_refuse_it_with_the_fix(model):
     with pytest.raises(ModelError, match="takes input_ids int64, attention_mask int64 and "
                        "returns logits float32, label int64: run it with --backend cpu"):
         require_single_tensor("cuda", w.artifact(), "run it with --backend cpu")
+
+
+def test_the_readme_examples_run(capsys, tmp_path, model):
+    """README's "Any ONNX model" commands, as written, on the test model and an npz of its
+    tokens (the window shortened)."""
+    section = (REPO / "README.md").read_text().split("## Any ONNX model", 1)[1].split("\n## ")[0]
+    commands = [shlex.split(c.replace("\\\n", " ")) for c in
+                re.findall(r"^    (hwbench run .*?(?:\\\n.*?)*)$", section, re.M)]
+    assert len(commands) == 2
+    (tmp_path / "encoder.onnx").write_bytes(model.read_bytes())
+    np.savez(tmp_path / "tokens.npz", **tokens(16, 128))
+    for i, words in enumerate(commands):
+        args = [str(tmp_path / w) if w in ("encoder.onnx", "tokens.npz") else w
+                for w in words[2:]]
+        code, doc = run_json(capsys, tmp_path / str(i), *args, *FAST)
+        assert_valid_or_load_bound(code, doc)
+        assert doc["fidelity"]["passed"]
