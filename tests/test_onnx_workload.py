@@ -49,6 +49,27 @@ def test_two_int64_inputs_with_dynamic_batch_and_sequence_run_in_every_scenario(
     assert doc["schema_version"] == 14
 
 
+def test_workers_and_dynamic_batching_gather_the_records(capsys, tmp_path, model):
+    """Two workers and a batch timeout: batches formed by the worker pool's queue."""
+    code, doc = _run(capsys, tmp_path, model, "--scenario", "server", "--batch-size", "4",
+                     "--instances", "2", "--batch-timeout-us", "200", *FAST)
+    assert_valid_or_load_bound(code, doc)
+    assert doc["backend_info"]["concurrency"]["workers"] == 2
+    assert doc["fidelity"]["outputs"]["label"]["exact_match"] == 1.0
+
+
+def test_an_fp16_artifact_is_judged_on_its_float_output(capsys, tmp_path, model):
+    """--precision fp16 converts the two-input graph; fidelity measures the model's own fp16
+    envelope on the records and judges the logits by it."""
+    code, doc = _run(capsys, tmp_path, model, "--scenario", "offline", "--batch-size", "8",
+                     "--precision", "fp16", *FAST)
+    assert_valid_or_load_bound(code, doc)
+    f = doc["fidelity"]
+    assert f["passed"] and f["observed_precision"] == "fp16"
+    assert f["envelope"]["measured_error"]["fp16"] > 0
+    assert f["max_rel_error"] == f["outputs"]["logits"]["max_rel_error"] > 1e-5
+
+
 def test_synthetic_inputs_behave_like_tokens(model):
     """Ids index the embedding table (below its size), masks are right-padded with at least one
     token, and sample i is the same whichever others are loaded."""
@@ -183,8 +204,8 @@ def test_an_npz_against_a_contradicting_input_shape_is_refused(capsys, tmp_path,
 
 
 def test_backends_that_take_one_tensor_refuse_it_with_the_fix(model):
-    """cuda, tensorrt and kserve size and type their buffers from one input and one output;
-    their refusal is checked before any SDK is needed (they cannot run here)."""
+    """cuda and tensorrt size and type their buffers from one input and one output; their
+    refusal is checked here without their SDKs (they cannot run on this machine)."""
     from hwbench.backends.base import require_single_tensor
     from hwbench.errors import ModelError
 
