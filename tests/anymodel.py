@@ -72,3 +72,33 @@ def tokens(n: int, seq: int, seed: int = 5) -> dict[str, np.ndarray]:
     mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
     ids = rng.integers(0, VOCAB, (n, seq)) * mask
     return {"input_ids": ids.astype(np.int64), "attention_mask": mask}
+
+
+def mixed(path: Path) -> Path:
+    """A model of every input kind hwbench feeds: ``pixels`` float16 ``[batch, 4]``, ``ids``
+    int32 ``[batch, 3]`` (an embedding Gather of a 7-row table), ``flags`` bool ``[batch, n]``;
+    outputs ``y`` float16 and ``positive`` bool."""
+    rng = np.random.default_rng(1)
+    emb = rng.standard_normal((7, 4)).astype(np.float16)
+    n = helper.make_node
+    nodes = [n("Gather", ["emb", "ids"], ["e"]),
+             n("ReduceSum", ["e", "ax1"], ["pooled"], keepdims=0),
+             n("Cast", ["flags"], ["f"], to=TensorProto.FLOAT16),
+             n("ReduceSum", ["f", "ax1"], ["nflags"], keepdims=1),
+             n("Add", ["pixels", "pooled"], ["s"]), n("Add", ["s", "nflags"], ["y"]),
+             n("Greater", ["y", "zero"], ["positive"])]
+    graph = helper.make_graph(
+        nodes, "mixed",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT16, ["batch", 4]),
+         helper.make_tensor_value_info("ids", TensorProto.INT32, ["batch", 3]),
+         helper.make_tensor_value_info("flags", TensorProto.BOOL, ["batch", "n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, ["batch", 4]),
+         helper.make_tensor_value_info("positive", TensorProto.BOOL, ["batch", 4])],
+        initializer=[numpy_helper.from_array(emb, "emb"),
+                     numpy_helper.from_array(np.array([1], np.int64), "ax1"),
+                     numpy_helper.from_array(np.array(0, np.float16), "zero")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anymodel import VOCAB, save, tokens
+from anymodel import VOCAB, mixed, save, tokens
 from cli_helpers import FAST, assert_valid_or_load_bound, cli, run_json
 from hwbench import workloads
 from hwbench.artifacts import named_tensors
@@ -231,3 +231,53 @@ def test_the_readme_examples_run(capsys, tmp_path, model):
         code, doc = run_json(capsys, tmp_path / str(i), *args, *FAST)
         assert_valid_or_load_bound(code, doc)
         assert doc["fidelity"]["passed"]
+
+
+def test_float16_int32_and_bool_inputs_get_their_own_dtypes(capsys, tmp_path):
+    """Every input kind: float16 normal, int32 ids below the table's 7 rows, a bool padding
+    mask; a float16 and a bool output compared with the reference (the bool one exactly)."""
+    path = mixed(tmp_path / "mixed.onnx")
+    w = workloads.create("onnx", str(path), input_shapes=(("flags", (6,)),))
+    batch = w.load_samples(np.arange(50))
+    assert [batch[k].dtype for k in ("pixels", "ids", "flags")] == [np.float16, np.int32, bool]
+    assert batch["ids"].min() >= 0 and batch["ids"].max() == 6
+    assert batch["flags"][:, 0].all() and not batch["flags"].all()
+    assert abs(float(batch["pixels"].astype(np.float32).std()) - 1.0) < 0.2
+    code, doc = run_json(capsys, tmp_path / "runs", "--workload", "onnx", "--model", str(path),
+                         "--input-shape", "flags=6", "--scenario", "offline", "--batch-size",
+                         "4", *FAST)
+    assert_valid_or_load_bound(code, doc)
+    f = doc["fidelity"]
+    assert f["passed"] and f["outputs"]["y"]["kind"] == "float"
+    assert f["outputs"]["positive"]["kind"] == "exact"
+    assert f["outputs"]["positive"]["exact_match"] == 1.0
+
+
+def test_a_single_input_model_is_fed_a_plain_array(capsys, tmp_path):
+    """One input, one output: no records, the backends' single-tensor path."""
+    from hwbench.workloads.digits import Digits
+
+    path = Digits().default_model()
+    w = workloads.create("onnx", str(path))
+    batch = w.load_samples(np.arange(3))
+    assert batch.dtype == np.float32 and batch.dtype.names is None
+    assert batch.shape == (3, *w.artifact().sample_shape)
+    code, doc = run_json(capsys, tmp_path, "--workload", "onnx", "--model", str(path),
+                         "--scenario", "single-stream", *FAST)
+    assert_valid_or_load_bound(code, doc)
+    assert doc["fidelity"]["passed"] and doc["fidelity"]["outputs"] is None
+
+
+def test_a_fixed_batch_of_one_caps_the_batch_size(capsys, tmp_path):
+    import onnx
+
+    proto = onnx.load(str(save(tmp_path / "m.onnx")))
+    for i in proto.graph.input:
+        i.type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(proto, str(tmp_path / "fixed.onnx"))
+    args = ("--input-shape", f"input_ids={SEQ}", "--input-shape", f"attention_mask={SEQ}")
+    err = _bad(capsys, tmp_path, tmp_path / "fixed.onnx", "--batch-size", "4", *args)
+    assert "takes batches of at most 1" in err and "--batch-size 1" in err
+    code, doc = run_json(capsys, tmp_path / "ok", "--workload", "onnx", "--model",
+                         str(tmp_path / "fixed.onnx"), *args, "--scenario", "offline", *FAST)
+    assert_valid_or_load_bound(code, doc)

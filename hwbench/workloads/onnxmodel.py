@@ -150,12 +150,14 @@ class OnnxModel(Workload):
         indices = np.asarray(indices, dtype=np.int64)
         if self._data is not None:
             return self._data[indices]
-        out = np.empty(len(indices), dtype=record_dtype(specs))
+        single = len(specs) == 1  # a plain array, as every built-in workload's
+        shape = (len(indices), *specs[0].shape) if single else (len(indices),)
+        out = np.empty(shape, dtype=record_dtype(specs))
         for row, i in enumerate(indices.tolist()):
             rng = np.random.default_rng([self.seed, i])
             for spec in specs:
                 value = self._synthetic(rng, spec)
-                if len(specs) == 1:
+                if single:
                     out[row] = value
                 else:
                     out[spec.name][row] = value
