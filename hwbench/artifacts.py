@@ -99,6 +99,14 @@ def fields(batch: np.ndarray) -> dict[str, np.ndarray]:
     return {n: batch[n] for n in batch.dtype.names}
 
 
+def flat_values(sample: np.ndarray) -> np.ndarray:
+    """One sample's outputs as one float64 vector: a record's fields in order, or the array."""
+    x = np.asarray(sample)
+    if x.dtype.names is None:
+        return x.astype(np.float64).ravel()
+    return np.concatenate([np.asarray(x[n], np.float64).ravel() for n in x.dtype.names])
+
+
 def primary(batch: np.ndarray) -> np.ndarray:
     """The first output of a batch (a plain array's self): what a class is read from."""
     return batch if batch.dtype.names is None else batch[batch.dtype.names[0]]

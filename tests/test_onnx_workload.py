@@ -281,3 +281,14 @@ def test_a_fixed_batch_of_one_caps_the_batch_size(capsys, tmp_path):
     code, doc = run_json(capsys, tmp_path / "ok", "--workload", "onnx", "--model",
                          str(tmp_path / "fixed.onnx"), *args, "--scenario", "offline", *FAST)
     assert_valid_or_load_bound(code, doc)
+
+
+def test_a_record_of_outputs_flattens_to_one_vector_for_the_audit():
+    """hwbench audit's TEST01 compares each sample's outputs as one vector: every field of a
+    record, in order (a plain output as itself)."""
+    from hwbench.artifacts import flat_values, pack
+
+    batch = pack([np.array([[0.5, -2.0], [1.0, 3.0]], np.float32), np.array([1, 0])],
+                 ["logits", "label"])
+    np.testing.assert_array_equal(flat_values(batch[1]), [1.0, 3.0, 0.0])
+    np.testing.assert_array_equal(flat_values(np.array([[2, 3]], np.int64)), [2.0, 3.0])
