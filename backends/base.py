@@ -11,6 +11,15 @@ timeout, and otherwise on the harness's worker threads (``--instances N``,
 at a time, unless the backend's ``info().thread_safe`` is true, when the N workers share one
 instance and call ``run`` concurrently.
 
+Tensors: a batch is one numpy array. For a model of one input (``ModelArtifact.inputs``) it is
+that input, ``(n, *sample_shape)``; for a model of several it is a structured array of ``n``
+records, one field per input in the model's order (``hwbench.artifacts.record_dtype``), which
+``hwbench.artifacts.named_tensors`` splits into ``{name: (n, *shape)}``. ``run`` answers with the
+artifact's ``outputs``: the output's array for one, else records of one field per output
+(``hwbench.artifacts.pack``). A backend that computes only single-tensor models refuses others
+in ``load`` with a ModelError naming the fix (``require_single_tensor``); inputs and outputs are
+matched by name, never by position, where the runtime allows it.
+
 Streaming (generative workloads, ``hwbench.workloads.llm``): a backend that sets the class
 attribute ``streams = True`` (and ``info().streams``) serves requests instead of batches. The
 harness's streaming SUT calls, all on the thread that runs hwbench or the load generator's issue
@@ -43,7 +52,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from hwbench.artifacts import ModelArtifact
-from hwbench.errors import UsageError
+from hwbench.errors import ModelError, UsageError
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,18 @@ class BackendInfo:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+def require_single_tensor(backend: str, model: ModelArtifact, fix: str) -> None:
+    """Refuses (ModelError, exit 2) a model that is not one input and one output of one dtype:
+    for a backend whose buffers are sized and typed from the single-tensor fields."""
+    one_dtype = model.inputs[0].dtype == model.outputs[0].dtype
+    if len(model.inputs) == 1 and len(model.outputs) == 1 and one_dtype:
+        return
+    shown = ", ".join(f"{t.name} {t.dtype}" for t in model.inputs)
+    outs = ", ".join(f"{t.name} {t.dtype}" for t in model.outputs)
+    raise ModelError(f"backend {backend} feeds one input and reads one output of the same "
+                     f"dtype; {model.path.name} takes {shown} and returns {outs}: {fix}")
+
+
 class Backend(ABC):
     """Base class of every backend. Subclasses set ``name``, ``description`` and, when they take
     options, ``Options``: a frozen dataclass whose fields are declared with ``option()``.
@@ -210,7 +231,8 @@ class Backend(ABC):
 
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """Computes one batch: ``(n, *sample_shape)`` in, ``(n, *output_shape)`` out."""
+        """Computes one batch: ``(n, *sample_shape)`` in, ``(n, *output_shape)`` out; for a
+        model with several inputs or outputs, records (see the module's docstring)."""
 
     @abstractmethod
     def info(self) -> BackendInfo:

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hwbench.artifacts import named_tensors, pack
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 from hwbench.errors import ModelError
 
@@ -52,11 +53,18 @@ class CpuBackend(Backend):
             raise ModelError(f"onnxruntime could not load {model.path}: "
                              f"{str(exc).splitlines()[0]}; check the file is a valid ONNX model")
         self._inputs = model.input_name
-        self._outputs = [model.output_name]
-        self._precision = _computed_precision(model.precision,
-                                              _precision_of(self._session.get_inputs()[0].type))
+        self._outputs = model.output_names
+        # One input and one output keep the single-tensor path (no records to split or pack).
+        self._named = len(model.inputs) > 1 or len(model.outputs) > 1
+        self._input_names = model.input_names
+        floats = [i.type for i in self._session.get_inputs() if "float" in i.type]
+        self._precision = _computed_precision(
+            model.precision, _precision_of(floats[0] if floats else "tensor(float)"))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        if self._named:
+            feeds = named_tensors(batch, self._input_names)
+            return pack(self._session.run(self._outputs, feeds), self._outputs)
         return self._session.run(self._outputs, {self._inputs: batch})[0]
 
     def info(self) -> BackendInfo:

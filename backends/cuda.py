@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hwbench.backends import cudart
-from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
+from hwbench.backends.base import (Availability, Backend, BackendInfo, ModelArtifact, option,
+                                  require_single_tensor)
 from hwbench.errors import BackendUnavailable, HwbenchError, ModelError
 
 INSTALL = ("install it with: pip install 'hwbench[gpu]' (onnxruntime-gpu, which replaces "
@@ -81,6 +82,7 @@ class CudaBackend(Backend):
                             precisions=cudart.PRECISIONS)
 
     def load(self, model: ModelArtifact) -> None:
+        require_single_tensor(self.name, model, "run it with --backend cpu, openvino or torch")
         import onnxruntime as ort
 
         self._model = model

@@ -2,8 +2,9 @@
 
 Triton, OpenVINO Model Server, KServe and TorchServe speak it, over HTTP (``kserve_http``, with
 the binary-data extension) or gRPC (``kserve_grpc``, raw contents). The workload's artifact
-names the input and output tensors; before anything is measured the server's model metadata is
-checked against them, so a wrong model fails in seconds (exit 2), not mid-run.
+names the input and output tensors (every one of a model of several, sent and read by name);
+before anything is measured the server's model metadata is checked against them, so a wrong
+model fails in seconds (exit 2), not mid-run.
 
 A network backend is a backend: it computes (remotely) and never reads a clock. Requests in
 flight are the harness's workers (``--instances N``): the backend is thread-safe, each worker
@@ -21,12 +22,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hwbench.artifacts import named_tensors, pack
 from hwbench.backends import remote
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 from hwbench.errors import BackendUnavailable, ModelError, UsageError
 
 _DATATYPE = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64",
-             "int32": "INT32", "int8": "INT8", "uint8": "UINT8"}
+             "int32": "INT32", "int16": "INT16", "int8": "INT8", "uint8": "UINT8",
+             "bool": "BOOL"}
 _INSTALL = "install it with: pip install 'hwbench[serving]'"
 
 
@@ -66,6 +69,10 @@ class KServeBackend(Backend):
                              "url=http://HOST:PORT --backend-opt model=NAME")
         self._artifact = model
         self._datatype = _DATATYPE.get(model.dtype, model.dtype.upper())
+        # Every input and output by name (a model of several: --workload onnx).
+        self._types = {t.name: _DATATYPE.get(t.dtype, t.dtype.upper())
+                       for t in (*model.inputs, *model.outputs)}
+        self._named = len(model.inputs) > 1 or len(model.outputs) > 1
         self._client = self._connect()
         self._server = self._server_metadata()
         self._check_model(self._model_metadata())
@@ -143,17 +150,20 @@ class KServeBackend(Backend):
     def _check_model(self, meta: dict[str, Any]) -> None:
         """The artifact's input and output, by name, against what the server declares."""
         a = self._artifact
-        for role, name, shape, tensors in (("input", a.input_name, a.sample_shape, "inputs"),
-                                           ("output", a.output_name, a.output_shape, "outputs")):
+        wanted = [("input", t, "inputs") for t in a.inputs]
+        wanted += [("output", t, "outputs") for t in a.outputs]
+        for role, spec, tensors in wanted:
+            name, shape = spec.name, spec.shape
+            datatype = self._types[name] if self._named else self._datatype
             declared = {t.get("name"): t for t in meta.get(tensors, [])}
             if name not in declared:
                 raise ModelError(f"backend kserve: model {self.opts.model!r} has no {role} named "
                                  f"{name!r} (it has: {', '.join(map(str, declared)) or 'none'}); "
                                  "serve the workload's model or fix --backend-opt model=")
             t = declared[name]
-            if t.get("datatype") and t["datatype"] != self._datatype:
+            if t.get("datatype") and t["datatype"] != datatype:
                 raise ModelError(f"backend kserve: {role} {name!r} is {t['datatype']} on the "
-                                 f"server, the workload feeds {self._datatype}; serve the "
+                                 f"server, the workload's is {datatype}; serve the "
                                  "workload's model")
             if not _shape_fits([int(d) for d in t.get("shape", [])], shape):
                 raise ModelError(f"backend kserve: {role} {name!r} has shape {t.get('shape')} on "
@@ -164,8 +174,15 @@ class KServeBackend(Backend):
     def run(self, batch: np.ndarray) -> np.ndarray:
         a = self._artifact
         try:
-            return self._client.infer(self.opts.model, self.opts.model_version, a.input_name,
-                                      batch, self._datatype, a.output_name)
+            if self._named:
+                feeds = named_tensors(batch, a.input_names)
+                outs = self._client.infer(self.opts.model, self.opts.model_version,
+                                          [(n, feeds[n], self._types[n]) for n in feeds],
+                                          a.output_names)
+                return pack(outs, a.output_names)
+            return self._client.infer(self.opts.model, self.opts.model_version,
+                                      [(a.input_name, batch, self._datatype)],
+                                      [a.output_name])[0]
         except remote.RemoteError as exc:
             with self._errors_lock:
                 self._errors[exc.kind] = self._errors.get(exc.kind, 0) + 1
@@ -204,7 +221,8 @@ def _shape_fits(declared: list[int], sample: tuple[int, ...]) -> bool:
     """A declared shape (``-1``: any) fits samples of ``sample`` shape behind a batch dimension."""
     if len(declared) == len(sample) + 1:
         declared = declared[1:]
-    return len(declared) == len(sample) and all(d in (-1, s) for d, s in zip(declared, sample))
+    return len(declared) == len(sample) and all(d in (-1, s) or s == -1
+                                                for d, s in zip(declared, sample))
 
 
 def _http_model_names(client: Any) -> list[str]:

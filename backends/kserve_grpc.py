@@ -50,18 +50,23 @@ class GrpcClient:
                            timeout=self._connect_timeout, as_json=True)
         return [m["name"] for m in index.get("models", [])]
 
-    def infer(self, model: str, version: str, input_name: str, batch: np.ndarray,
-              datatype: str, output_name: str) -> np.ndarray:
-        inp = self._mod.InferInput(input_name, list(batch.shape), datatype)
-        inp.set_data_from_numpy(np.ascontiguousarray(batch))
-        result = self._call("inference", self._client.infer, model, [inp],
+    def infer(self, model: str, version: str, inputs: list[tuple[str, np.ndarray, str]],
+              output_names: list[str]) -> list[np.ndarray]:
+        """`inputs` as (name, tensor, datatype), the outputs named, in that order."""
+        sent = []
+        for name, tensor, datatype in inputs:
+            inp = self._mod.InferInput(name, list(tensor.shape), datatype)
+            inp.set_data_from_numpy(np.ascontiguousarray(tensor))
+            sent.append(inp)
+        result = self._call("inference", self._client.infer, model, sent,
                             model_version=version,
-                            outputs=[self._mod.InferRequestedOutput(output_name)],
+                            outputs=[self._mod.InferRequestedOutput(n) for n in output_names],
                             timeout=self._timeout)
-        out = result.as_numpy(output_name)
-        if out is None:
-            raise RemoteError("bad_response", f"the response has no output named {output_name!r}")
-        return out
+        outs = [result.as_numpy(n) for n in output_names]
+        for name, out in zip(output_names, outs):
+            if out is None:
+                raise RemoteError("bad_response", f"the response has no output named {name!r}")
+        return outs
 
     def close(self) -> None:
         self._client.close()

@@ -71,20 +71,27 @@ class HttpClient:
         except ValueError:
             return status, data.decode(errors="replace")[:200]
 
-    def infer(self, model: str, version: str, input_name: str, batch: np.ndarray,
-              datatype: str, output_name: str) -> np.ndarray:
-        batch = np.ascontiguousarray(batch)
+    def infer(self, model: str, version: str, inputs: list[tuple[str, np.ndarray, str]],
+              output_names: list[str]) -> list[np.ndarray]:
+        """`inputs` as (name, tensor, datatype), the outputs named, in that order."""
+        tensors = [np.ascontiguousarray(t) for _, t, _ in inputs]
         head = json.dumps({
-            "inputs": [{"name": input_name, "shape": list(batch.shape), "datatype": datatype,
-                        "parameters": {"binary_data_size": batch.nbytes}}],
-            "outputs": [{"name": output_name, "parameters": {"binary_data": True}}],
+            "inputs": [{"name": name, "shape": list(t.shape), "datatype": datatype,
+                        "parameters": {"binary_data_size": t.nbytes}}
+                       for (name, _, datatype), t in zip(inputs, tensors)],
+            "outputs": [{"name": n, "parameters": {"binary_data": True}} for n in output_names],
         }).encode()
         status, headers, data = self.request(
-            "POST", f"{model_path(model, version)}/infer", head + batch.tobytes(),
+            "POST", f"{model_path(model, version)}/infer",
+            b"".join([head, *(t.tobytes() for t in tensors)]),
             {"Content-Type": "application/octet-stream", _HEADER_LEN: str(len(head))})
         if status != 200:
             raise RemoteError(f"http_{status}", _detail(data))
-        return _output(data, headers.get(_HEADER_LEN.lower()), output_name)
+        found = _outputs(data, headers.get(_HEADER_LEN.lower()))
+        missing = [n for n in output_names if n not in found]
+        if missing:
+            raise RemoteError("bad_response", f"the response has no output named {missing[0]!r}")
+        return [found[n] for n in output_names]
 
     def close(self) -> None:
         with self._lock:
@@ -105,21 +112,21 @@ def model_path(model: str, version: str) -> str:
                                    if version else "")
 
 
-def _output(data: bytes, header_len: str | None, name: str) -> np.ndarray:
-    """The output tensor `name` of an inference response, binary or JSON."""
+def _outputs(data: bytes, header_len: str | None) -> dict[str, np.ndarray]:
+    """The output tensors of an inference response by name, binary or JSON."""
     n = int(header_len) if header_len else len(data)
     head = json.loads(data[:n])
     offset = n
+    found = {}
     for out in head.get("outputs", []):
         size = (out.get("parameters") or {}).get("binary_data_size")
         dtype = _NP_OF.get(out.get("datatype"), np.float32)
         if size is not None:
             raw, offset = data[offset:offset + size], offset + size
-            if out["name"] == name:
-                return np.frombuffer(raw, dtype=dtype).reshape(out["shape"])
-        elif out["name"] == name:
-            return np.asarray(out["data"], dtype=dtype).reshape(out["shape"])
-    raise RemoteError("bad_response", f"the response has no output named {name!r}")
+            found[out["name"]] = np.frombuffer(raw, dtype=dtype).reshape(out["shape"])
+        else:
+            found[out["name"]] = np.asarray(out["data"], dtype=dtype).reshape(out["shape"])
+    return found
 
 
 def _detail(data: bytes) -> str:

@@ -40,6 +40,7 @@ import numpy as np
 
 # The busy-wait is the compiled load generator's (GIL released): this backend never reads a clock.
 from hwbench._loadgen import TokenPacer, spin_for_ns
+from hwbench.artifacts import TensorSpec, record_dtype
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 from hwbench.errors import UsageError
 
@@ -85,8 +86,15 @@ class NullBackend(Backend):
         if self._generative:
             self._prompts_seen: set[bytes] = set()
             return
-        self._shape = model.output_shape
-        self._zeros = np.zeros((1, *self._shape), dtype=np.float32)
+        # An output dimension not known before the model runs (-1) answers with size 1.
+        outs = tuple(TensorSpec(t.name, t.dtype, tuple(max(d, 1) for d in t.shape))
+                     for t in model.outputs)
+        self._shape = outs[0].shape
+        self._record = record_dtype(outs) if len(outs) > 1 else None
+        if self._record is not None and cheat != "none":
+            raise UsageError(f"backend null: cheat={cheat} applies to models of one input and "
+                             "one output; drop cheat")
+        self._zeros = self._zeros_of(1)
         self._spin_ns = int(self.opts.service_time_us * 1000)
         self._slowdown = self.opts.slowdown_pct / 100.0 / 1000.0  # per sample served
         self._served = 0
@@ -105,8 +113,13 @@ class NullBackend(Backend):
             self._served += n
             spin_for_ns(int(self._spin_ns * grown) * n)
         if n > len(self._zeros):
-            self._zeros = np.zeros((n, *self._shape), dtype=np.float32)
+            self._zeros = self._zeros_of(n)
         return self._zeros[:n]
+
+    def _zeros_of(self, n: int) -> np.ndarray:
+        if self._record is not None:  # several outputs: records of zeros (base's docstring)
+            return np.zeros(n, dtype=self._record)
+        return np.zeros((n, *self._shape), dtype=np.float32)
 
     def _cheating(self, x: np.ndarray) -> np.ndarray:
         key = x.tobytes()

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hwbench.artifacts import named_tensors, pack
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 from hwbench.errors import BackendUnavailable, ModelError, UsageError
 
@@ -79,6 +80,18 @@ class OpenVinoBackend(Backend):
         for _ in range(max(1, int(n))):
             self._requests.put(self._compiled.create_infer_request())
         self._n_requests = max(1, int(n))
+        # Several inputs or outputs are fed and read by name (the ONNX tensor names).
+        self._named = len(model.inputs) > 1 or len(model.outputs) > 1
+        self._input_names = model.input_names
+        self._output_names = model.output_names
+        self._output_ports = [self._port(model.path, name) for name in model.output_names]
+
+    def _port(self, path: Any, name: str) -> Any:
+        try:
+            return self._compiled.output(name)
+        except RuntimeError:
+            raise ModelError(f"openvino: the compiled {path} has no output named {name!r}; run "
+                             "it with --backend cpu") from None
 
     def _properties(self) -> dict[str, Any]:
         props: dict[str, Any] = {"PERFORMANCE_HINT": self.opts.hint.upper()}
@@ -105,6 +118,10 @@ class OpenVinoBackend(Backend):
         try:
             # infer() releases the GIL while the device computes; the output is copied because
             # the request, and its output tensor, go back to the pool for the next call.
+            if self._named:
+                request.infer(named_tensors(batch, self._input_names), share_inputs=True)
+                return pack([request.get_tensor(p).data.copy() for p in self._output_ports],
+                            self._output_names)
             request.infer({0: batch}, share_inputs=True)
             return request.get_output_tensor(0).data.copy()
         finally:

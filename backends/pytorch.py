@@ -28,12 +28,14 @@ logits at that precision for fidelity.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
+from hwbench.artifacts import named_tensors, pack
 from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
 from hwbench.errors import BackendUnavailable, ModelError, UsageError
 
@@ -102,6 +104,8 @@ class TorchBackend(Backend):
         self._channels_last = self.opts.channels_last
         if self._channels_last:
             module = module.to(memory_format=torch.channels_last)
+        # Several inputs or outputs: named tensors in, records out (module docstring of base).
+        self._named = len(model.inputs) > 1 or len(model.outputs) > 1
         self._module = self._compiled(module)
         self._times: list[float] = []
         self._pinned: dict[int, tuple[Any, Any]] = {}
@@ -161,11 +165,11 @@ class TorchBackend(Backend):
             return module
         kw = {"mode": "reduce-overhead"} if self.opts.mode == "cudagraphs" else {}
         compiled = torch.compile(module, **kw)
-        m = self._model
-        warm = torch.zeros((1, *m.sample_shape), dtype=getattr(torch, m.dtype))
+        warm = [torch.zeros((1, *t.shape), dtype=getattr(torch, t.dtype))
+                for t in self._model.inputs]
         try:
             with torch.inference_mode():
-                compiled(self._prepared(warm.to(self._device)))
+                compiled(*[self._prepared(w.to(self._device)) for w in warm])
         except Exception as exc:  # inductor raises many types (a missing C++ compiler, ...)
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ModelError(f"backend torch: torch.compile failed ({type(exc).__name__}: "
@@ -188,6 +192,8 @@ class TorchBackend(Backend):
             raise ModelError("backend torch: the llm workload is served (serve/submit), not "
                              "run in batches")
 
+        if self._named:
+            return self._run_named(batch)
         if self._stream is not None:
             return self._run_cuda(batch)
         with torch.inference_mode():
@@ -211,6 +217,31 @@ class TorchBackend(Backend):
         self._stream.synchronize()
         self._times.append(start.elapsed_time(end))
         return host_out.numpy()  # reused: the SUT copies outputs it keeps
+
+    def _run_named(self, batch: np.ndarray) -> np.ndarray:
+        """Several inputs or outputs: each input to the device, the graph's outputs back as
+        records; float outputs as float32, integer and bool ones as computed. On a GPU, pageable
+        copies on this instance's stream, CUDA events around the compute only."""
+        import torch
+
+        m = self._model
+        tensors = named_tensors(batch, m.input_names)
+        with torch.inference_mode(), _on(self._stream):
+            xs = [self._prepared(torch.from_numpy(tensors[n]).to(self._device))
+                  for n in m.input_names]
+            if self._stream is not None:
+                start, end = (torch.cuda.Event(enable_timing=True),
+                              torch.cuda.Event(enable_timing=True))
+                start.record(self._stream)
+            ys = self._module(*xs)
+            if self._stream is not None:
+                end.record(self._stream)
+            ys = ys if isinstance(ys, tuple) else (ys,)
+            out = [(y.float() if y.is_floating_point() else y).cpu().numpy() for y in ys]
+        if self._stream is not None:
+            self._stream.synchronize()
+            self._times.append(start.elapsed_time(end))
+        return pack(out, m.output_names)
 
     def _buffers(self, n: int) -> tuple[Any, Any]:
         import torch
@@ -246,6 +277,15 @@ class TorchBackend(Backend):
         self._module = None
         self._pinned = {}
         self._stream = None
+
+
+def _on(stream: Any) -> Any:
+    """torch's stream context on a GPU stream; nothing on the CPU."""
+    if stream is None:
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.cuda.stream(stream)
 
 
 def _device(text: str) -> Any:

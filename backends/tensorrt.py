@@ -23,7 +23,8 @@ import numpy as np
 from hwbench.artifacts import cache_dir
 from hwbench.atomic import write_atomically
 from hwbench.backends import cudart
-from hwbench.backends.base import Availability, Backend, BackendInfo, ModelArtifact, option
+from hwbench.backends.base import (Availability, Backend, BackendInfo, ModelArtifact, option,
+                                  require_single_tensor)
 from hwbench.errors import BackendUnavailable, HwbenchError, ModelError
 
 INSTALL = ("install it with: pip install 'hwbench[tensorrt]' (NVIDIA's tensorrt wheels and "
@@ -73,6 +74,7 @@ class TensorRtBackend(Backend):
         return {k: getattr(self.opts, k) for k in ("max_batch", "workspace_mb", "tf32")}
 
     def load(self, model: ModelArtifact) -> None:
+        require_single_tensor(self.name, model, "run it with --backend cpu, openvino or torch")
         trt = _trt()
         self._model = model
         self._gpu, self._cc = cudart.device_name(self.opts.device_id)

@@ -242,6 +242,26 @@ def _reduce_mean(node: Any, g: _Graph) -> Callable:
     return lambda x: torch.mean(x, axes, keep)
 
 
+def _reduce_sum(node: Any, g: _Graph) -> Callable:
+    axes = _axes(node, g, 13)
+    a = _attrs(node)
+    keep = bool(a.get("keepdims", 1))
+    if axes is None and a.get("noop_with_empty_axes", 0):
+        return lambda x: x
+    if axes is None:
+        return lambda x: torch.sum(x, list(range(x.dim())), keep)
+    return lambda x: torch.sum(x, axes, keep)
+
+
+def _argmax(node: Any, g: _Graph) -> Callable:
+    a = _attrs(node)
+    if a.get("select_last_index", 0):
+        raise ModelError("backend torch: ArgMax with select_last_index=1 is not supported; run "
+                         "this model with --backend cpu")
+    axis, keep = a.get("axis", 0), bool(a.get("keepdims", 1))
+    return lambda x: torch.argmax(x, axis, keep)
+
+
 def _unsqueeze(node: Any, g: _Graph) -> Callable:
     axes = _axes(node, g, 13)
 
@@ -281,11 +301,13 @@ def _global_avg(node: Any, g: _Graph) -> Callable:
 
 
 _BUILDERS: dict[str, Callable[[Any, _Graph], Callable]] = {
-    "Add": _binary("Add"), "AveragePool": _pool("avg"), "BatchNormalization": _batchnorm,
+    "Add": _binary("Add"), "ArgMax": _argmax, "AveragePool": _pool("avg"),
+    "BatchNormalization": _batchnorm,
     "Cast": _cast, "Clip": _clip, "Concat": _concat, "Conv": _conv, "Div": _binary("Div"),
     "Flatten": _flatten, "Gather": _gather, "Gemm": _gemm, "GlobalAveragePool": _global_avg,
     "Identity": lambda n, g: lambda x: x, "MatMul": _binary("MatMul"), "MaxPool": _pool("max"),
-    "Mul": _binary("Mul"), "ReduceMean": _reduce_mean, "Relu": _unary("relu"),
+    "Mul": _binary("Mul"), "ReduceMean": _reduce_mean, "ReduceSum": _reduce_sum,
+    "Relu": _unary("relu"),
     "Reshape": _reshape, "Sigmoid": _unary("sigmoid"), "Softmax": _softmax,
     "Squeeze": _squeeze, "Sub": _binary("Sub"), "Tanh": _unary("tanh"),
     "Transpose": _transpose, "Unsqueeze": _unsqueeze,

@@ -84,7 +84,8 @@ def _bare(url: str, protocol: str, duration: float) -> dict:
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             t0 = time.perf_counter()
-            client.infer("digits", "", art.input_name, data[i:i + 1], "FP32", art.output_name)
+            client.infer("digits", "", [(art.input_name, data[i:i + 1], "FP32")],
+                         [art.output_name])
             times.append(time.perf_counter() - t0)
             i = (i + 1) % len(data)
         return times

@@ -93,6 +93,25 @@ def parse_backend_options(pairs: list[str] | tuple[str, ...]) -> tuple[tuple[str
     return tuple(out)
 
 
+def parse_input_shapes(items: list[str] | tuple[str, ...]
+                       ) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """'NAME=DxD' strings (``--input-shape``, the per-sample shape of one input, without the
+    batch) to ``(name, dims)`` pairs; the workload checks the names against the model."""
+    out: dict[str, tuple[int, ...]] = {}
+    for item in items:
+        name, sep, text = item.rpartition("=")
+        parts = text.lower().split("x")
+        if (not sep or not name.strip() or not all(p.strip().isdigit() for p in parts)
+                or not all(int(p) > 0 for p in parts)):
+            raise UsageError(f"--input-shape {item!r}: write it as NAME=DxD, the input's "
+                             "per-sample sizes (positive integers; the batch is --batch-size), "
+                             "e.g. input_ids=128")
+        if name.strip() in out:
+            raise UsageError(f"--input-shape {name.strip()} is given twice: give each input once")
+        out[name.strip()] = tuple(int(p) for p in parts)
+    return tuple(out.items())
+
+
 def parse_host_port(text: str | None) -> tuple[str | None, int | None]:
     """'HOST:PORT' (IPv6 as [ADDR]:PORT) to a pair; None to (None, None)."""
     if text is None:
@@ -124,6 +143,10 @@ class RunConfig:
     profile: str = "quick"
     model: str | None = None
     dataset: str | None = None
+    # --workload onnx: per-sample shapes of inputs with dynamic dimensions, and the npz of tensors
+    # to feed instead of synthetic ones.
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = field(default_factory=tuple)
+    inputs: str | None = None
     duration_s: float | None = None
     max_duration_s: float | None = None
     min_query_count: int | None = None
@@ -267,6 +290,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["backend_options"] = dict(self.backend_options)
+        d["input_shapes"] = {k: list(v) for k, v in self.input_shapes}
         d["power_sources"] = list(self.power_sources)
         return d
 
@@ -297,6 +321,11 @@ def from_table(values: dict[str, Any], where: str) -> RunConfig:
         values["backend_options"] = tuple((str(k), _option_text(v)) for k, v in opts.items())
     elif opts is not None and not isinstance(opts, tuple):
         raise UsageError(f"{where}: backend_options must be a table, e.g. {{threads = \"2\"}}")
+    shapes = values.get("input_shapes")
+    if isinstance(shapes, dict):
+        values["input_shapes"] = parse_input_shapes(
+            [f"{k}={'x'.join(map(str, v)) if isinstance(v, list) else v}"
+             for k, v in shapes.items()])
     if isinstance(values.get("power_sources"), list):
         values["power_sources"] = tuple(str(v) for v in values["power_sources"])
     for name, value in values.items():

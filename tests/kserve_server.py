@@ -1,5 +1,6 @@
-"""A KServe v2 server for the tests: kserve's own ModelServer serving an ONNX model through
-onnxruntime, over HTTP (REST, binary-data extension) and gRPC, on loopback.
+"""A KServe v2 server for the tests: kserve's own ModelServer serving an ONNX model (every input
+and output, by name) through onnxruntime, over HTTP (REST, binary-data extension) and gRPC, on
+loopback.
 
 Run by tests/kserve_env.py with the Python of a virtual environment that holds kserve 0.21 and
 onnxruntime (kept out of hwbench's own environment: kserve pins pandas and psutil and pulls in a
@@ -40,32 +41,39 @@ class OnnxModel(kserve.Model):
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         self._session = ort.InferenceSession(self._path, so, providers=["CPUExecutionProvider"])
-        self._in = self._session.get_inputs()[0]
-        self._out = self._session.get_outputs()[0]
+        self._ins = self._session.get_inputs()
+        self._outs = self._session.get_outputs()
         self.ready = True
         return True
 
     def get_input_types(self) -> list[dict]:
-        return [_declared(self._in)]
+        return [_declared(i) for i in self._ins]
 
     def get_output_types(self) -> list[dict]:
-        return [_declared(self._out)]
+        return [_declared(o) for o in self._outs]
 
     async def predict(self, payload: InferRequest, headers=None, response_headers=None):
         self._answered += 1
         if self._stall_after and self._answered > self._stall_after:
             await asyncio.sleep(3600)  # a stalled server: the request is never answered
-        x = payload.inputs[0].as_numpy()
-        y = self._session.run([self._out.name], {self._in.name: x})[0]
-        out = InferOutput(name=self._out.name, shape=list(y.shape), datatype="FP32")
-        out.set_data_from_numpy(y, binary_data=True)
-        return InferResponse(response_id=payload.id, model_name=self.name, infer_outputs=[out],
+        feeds = {i.name: i.as_numpy() for i in payload.inputs}  # by name, every input
+        ys = self._session.run([o.name for o in self._outs], feeds)
+        outs = []
+        for o, y in zip(self._outs, ys):
+            out = InferOutput(name=o.name, shape=list(y.shape), datatype=_DATATYPE[o.type])
+            out.set_data_from_numpy(y, binary_data=True)
+            outs.append(out)
+        return InferResponse(response_id=payload.id, model_name=self.name, infer_outputs=outs,
                              use_binary_outputs=True)
+
+
+_DATATYPE = {"tensor(float)": "FP32", "tensor(float16)": "FP16", "tensor(int64)": "INT64",
+             "tensor(int32)": "INT32", "tensor(bool)": "BOOL"}
 
 
 def _declared(arg) -> dict:
     shape = [d if isinstance(d, int) else -1 for d in arg.shape]
-    return {"name": arg.name, "datatype": "FP32", "shape": shape}
+    return {"name": arg.name, "datatype": _DATATYPE[arg.type], "shape": shape}
 
 
 def _require_key(env: str) -> None:

@@ -171,3 +171,27 @@ def test_options_that_cannot_work_are_exit_2(capsys, out_dir, monkeypatch):
                            *opts(*pairs), *FAST, "--output", str(out_dir))
         assert code == 2, (pairs, err)
         assert words in err and "Traceback" not in err, (pairs, err)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_model_of_two_int64_inputs_and_two_outputs_by_name(capsys, tmp_path, out_dir,
+                                                             protocol):
+    """--workload onnx through the server: input_ids and attention_mask sent by name (INT64),
+    logits (FP32) and label (INT64) read by name, equal to the FP32 reference's."""
+    from anymodel import save
+
+    model = save(tmp_path / "encoder.onnx")
+    srv = kserve_env.start(model, tmp_path / "server.log", "--name", "encoder")
+    try:
+        url = srv.grpc_url if protocol == "grpc" else srv.http_url
+        code, doc = run_json(capsys, out_dir, "--workload", "onnx", "--model", str(model),
+                             "--input-shape", "input_ids=12", "--input-shape",
+                             "attention_mask=12", "--backend", "kserve",
+                             *opts(f"url={url}", "model=encoder", f"protocol={protocol}"),
+                             "--scenario", "offline", "--batch-size", "4", *FAST)
+    finally:
+        srv.stop()
+    assert_valid_or_load_bound(code, doc)
+    f = doc["fidelity"]
+    assert f["passed"] and f["outputs"]["label"]["exact_match"] == 1.0
+    assert f["outputs"]["logits"]["max_rel_error"] <= 1e-5

@@ -205,7 +205,8 @@ def test_schema_7_fidelity_gains_a_null_teacher_forced(tmp_path):
         "schema_version": 7, "run_id": "r", "fidelity": {"passed": True, "max_rel_error": 0.0}}))
     doc = load_result(tmp_path)
     assert doc["schema_version"] == SCHEMA_VERSION
-    assert doc["fidelity"] == {"teacher_forced": None, "passed": True, "max_rel_error": 0.0}
+    assert doc["fidelity"] == {"teacher_forced": None, "passed": True, "max_rel_error": 0.0,
+                               "outputs": None}  # schema 14: one output compared
 
 
 def test_a_kv_cache_that_holds_no_block_is_exit_2_before_the_model_is_built():

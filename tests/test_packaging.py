@@ -48,10 +48,11 @@ def _readme_run_commands() -> list[list[str]]:
     for line in (ROOT / "README.md").read_text().splitlines():
         for part in line.split("&&"):
             text = part.strip()
-            # Examples on the user's own files (--dataset, a workload file) run in
-            # test_imagenet.py and test_workload_file.py, on miniature folders made there.
+            # Examples on the user's own files (--dataset, a workload file, an ONNX model) run
+            # in test_imagenet.py, test_workload_file.py and test_onnx_workload.py, on
+            # miniature files made there.
             if (text.startswith("hwbench run") and "[" not in text and "--dataset" not in text
-                    and ".toml" not in text):
+                    and ".toml" not in text and "--workload onnx" not in text):
                 cmds.append(text.split("#")[0].split(">")[0].split()[1:])
     return cmds
 

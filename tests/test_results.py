@@ -53,6 +53,16 @@ def test_schema_10_system_gains_a_null_node(tmp_path):
     assert doc["schema_version"] == SCHEMA_VERSION
 
 
+def test_schema_13_fidelity_compared_one_output(tmp_path):
+    """Before schema 14 fidelity compared one float output: outputs is null, figures kept; a run
+    without the section keeps it null."""
+    fid = {"max_rel_error": 1e-7, "top1_agreement": 1.0, "passed": True}
+    doc = load_result(_write(tmp_path, {"schema_version": 13, "run_id": "r", "fidelity": fid}))
+    assert doc["fidelity"] == {**fid, "outputs": None} and doc["schema_version"] == 14
+    doc = load_result(_write(tmp_path, {"schema_version": 13, "run_id": "r", "fidelity": None}))
+    assert doc["fidelity"] is None
+
+
 def test_newer_schema_is_refused_with_the_fix(tmp_path):
     with pytest.raises(UsageError, match="upgrade hwbench"):
         load_result(_write(tmp_path, {"schema_version": SCHEMA_VERSION + 1}))

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from hwbench.artifacts import flat_values
 from hwbench.harness.loadgen import Scenario
 from hwbench.harness.samples import RequestLibrary
 from hwbench.passes import checks
@@ -354,8 +355,9 @@ def sampled_accuracy(run: Run) -> dict[str, Any]:
     rng = np.random.default_rng([run.cfg.seed, 101])
     k = min(len(common), max(SAMPLED_MIN, int(SAMPLED_FRACTION * len(common))))
     chosen = sorted(rng.choice(common, size=k, replace=False).tolist())
-    ref = np.stack([np.asarray(acc[i], np.float64) for i in chosen])
-    got = np.stack([np.asarray(perf[i], np.float64) for i in chosen])
+    # Every output of a model of several, as one vector per sample.
+    ref = np.stack([flat_values(acc[i]) for i in chosen])
+    got = np.stack([flat_values(perf[i]) for i in chosen])
     scale = float(np.max(np.abs(ref))) or 1.0
     err = np.max(np.abs(got - ref).reshape(k, -1), axis=1) / scale
     declared = str((run.doc.get("backend_info") or {}).get("precision") or "fp32")

@@ -9,7 +9,8 @@ from hwbench import backends, telemetry, workloads
 from hwbench.cli import repeat as repeat_cmd
 from hwbench.config import (LLM_PROFILES, MODES, PIPELINES, PRECISIONS, PROFILES, SCENARIOS,
                             RunConfig,
-                            default, parse_backend_options, parse_host_port)
+                            default, parse_backend_options, parse_host_port,
+                            parse_input_shapes)
 from hwbench.harness.progress import Reporter
 from hwbench.passes.runner import execute
 from hwbench.results.summary import summary_table
@@ -43,6 +44,12 @@ def add_run_options(p: argparse.ArgumentParser, *, with_mode: bool = True) -> No
                    "llm: a size (tiny, 1b, 8b) or a .safetensors checkpoint")
     p.add_argument("--dataset", help="reference set directory (workload-specific); llm: "
                    "tokenized requests, FILE.jsonl or .npz")
+    p.add_argument("--input-shape", action="append", default=[], dest="input_shape",
+                   metavar="NAME=DxD", help="onnx: the per-sample shape of an input with dynamic "
+                   "dimensions, without the batch (--batch-size), e.g. input_ids=128; repeatable")
+    p.add_argument("--inputs", metavar="FILE.npz", help="onnx: feed these tensors instead of "
+                   "synthetic ones, one array per model input, named as the input, leading "
+                   "dimension = samples")
     p.add_argument("--duration", type=float, dest="duration_s", metavar="SECONDS",
                    help="minimum duration of the measured window")
     p.add_argument("--max-duration", type=float, dest="max_duration_s", metavar="SECONDS")
@@ -133,7 +140,7 @@ def _add_telemetry(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    keys = ("workload", "scenario", "backend", "profile", "model", "dataset",
+    keys = ("workload", "scenario", "backend", "profile", "model", "dataset", "inputs",
             "duration_s", "max_duration_s", "min_query_count", "target_qps", "expected_qps",
             "latency_bound_ms", "ttft_bound_ms", "tpot_bound_ms", "llm_profile", "batch_size",
             "warmup_s", "sample_timeout_s", "spin_us",
@@ -144,6 +151,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     ptd_host, ptd_port = parse_host_port(args.ptd)
     return RunConfig(mode=getattr(args, "mode", default("mode")),
                      backend_options=parse_backend_options(args.backend_opt),
+                     input_shapes=parse_input_shapes(args.input_shape),
                      power_sources=tuple(dict.fromkeys(args.power_sources)),
                      ptd_host=ptd_host, ptd_port=ptd_port,
                      **{k: getattr(args, k) for k in keys})

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from hwbench.artifacts import named_tensors
 from hwbench.atomic import write_atomically
 from hwbench.backends.base import ModelArtifact
 from hwbench.errors import ModelError
@@ -103,7 +104,7 @@ def _int8(model: ModelArtifact, data: np.ndarray, out: Path) -> None:
 
         def get_next(self) -> dict | None:
             row = next(self._rows, None)
-            return None if row is None else {model.input_name: row[None]}
+            return None if row is None else named_tensors(row[None], model.input_names)
 
     # The quantizer logs advice to the root logger; hwbench's output stays its own.
     logging.disable(logging.WARNING)

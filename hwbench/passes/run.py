@@ -58,7 +58,8 @@ class Run:
         self.say = reporter
         self.spec: ScenarioSpec = load_scenario(cfg.scenario, cfg.profile)
         self.arrivals = arrivals.parse(cfg.arrivals)  # a bad spec or trace fails here, first
-        self.workload = workloads.create(cfg.workload, cfg.model, cfg.dataset, cfg.seed)
+        self.workload = workloads.create(cfg.workload, cfg.model, cfg.dataset, cfg.seed,
+                                         cfg.input_shapes, cfg.inputs)
         unscorable = cfg.robustness and robustness.missing_labels(self.workload)
         if unscorable:
             raise UsageError(unscorable)

@@ -51,6 +51,11 @@ def execute(cfg: RunConfig, reporter: Reporter,
     run = Run(cfg, reporter)
     try:
         source = run.workload.artifact(progress=reporter.info)
+        limit = run.workload.batch_limit()
+        if limit and cfg.batch_size > limit:
+            raise UsageError(f"--batch-size {cfg.batch_size}: {source.path.name} takes batches "
+                             f"of at most {limit} (a fixed batch dimension): use --batch-size "
+                             f"{limit}, or export the model with a dynamic batch")
         run.workload.prepare(progress=reporter.info)
         artifact = run.artifact = precision.convert(source, cfg.precision, run.workload,
                                                     reporter.info)

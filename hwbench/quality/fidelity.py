@@ -18,6 +18,14 @@ roundoff (tf32 keeps fp16's 11 significant bits; bf16 8, so 8 times fp16's error
 envelopes. A backend passes when its error is within the bound of the precision expected of it.
 Where no envelope can be measured (the fp16 conversion fails, or rounds nothing), fixed bands are
 used and the result says so. The model's weights do not matter (synthetic ones work).
+
+A model of several outputs (``--workload onnx``) is compared output by output (the section's
+``outputs``): a floating-point output by the figures above, an integer or bool output (an argmax,
+a mask) by its exact-match rate, the share of samples whose output equals the reference's in
+every element. The section's own figures, and the precision judged, are those of the float
+output farthest from the reference; a model without a float output has no precision to judge,
+and an integer output that differs is a finding, not a failure (a lower precision may flip an
+argmax honestly).
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hwbench import backends
+from hwbench.artifacts import fields
 from hwbench.backends import Backend, ModelArtifact
 
 REFERENCE_BACKEND = "cpu"
@@ -100,9 +109,10 @@ def subset(population: int, seed: int, count: int = FIDELITY_SAMPLES) -> np.ndar
 
 def run_in_batches(backend: Backend, inputs: np.ndarray, batch_size: int) -> np.ndarray:
     """The backend's outputs for `inputs`, computed `batch_size` samples per call (not timed)."""
-    parts = [np.asarray(backend.run(np.ascontiguousarray(inputs[i:i + batch_size])))
+    parts = [np.array(backend.run(np.ascontiguousarray(inputs[i:i + batch_size])))
              for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(parts).reshape(len(inputs), -1)
+    out = np.concatenate(parts)
+    return out if out.dtype.names else out.reshape(len(inputs), -1)
 
 
 def reference_outputs(artifact: ModelArtifact, inputs: np.ndarray, batch_size: int) -> np.ndarray:
@@ -135,6 +145,51 @@ def compare(outputs: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
             "top1_agreement": float((b.argmax(axis=1) == r.argmax(axis=1)).mean()),
             "max_abs_error": float(np.abs(b - r).max()), "max_rel_error": float(scaled.max()),
             "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean())}
+
+
+def exact(outputs: np.ndarray, reference: np.ndarray) -> dict[str, Any]:
+    """Agreement of integer or bool outputs, both ``(n, d)``: exact equality per sample."""
+    same = outputs == reference
+    return {"samples": len(reference), "exact_match": float(same.all(axis=1).mean()),
+            "element_match": float(same.mean())}
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a).reshape(len(a), -1)
+
+
+def compare_outputs(outputs: np.ndarray, reference: np.ndarray,
+                    names: list[str]) -> dict[str, dict[str, Any]]:
+    """Every output's agreement, by name: float outputs by ``compare``, integer and bool ones by
+    ``exact`` (the kind is the reference's)."""
+    got, ref = fields(outputs), fields(reference)
+    if list(ref) == [""]:
+        got, ref = {names[0]: got[""]}, {names[0]: ref[""]}
+    per: dict[str, dict[str, Any]] = {}
+    for name, r in ref.items():
+        g, r = _rows(got[name]), _rows(r)
+        if r.dtype.kind == "f":
+            per[name] = {"kind": "float", **compare(g.astype(np.float64), r)}
+        else:
+            per[name] = {"kind": "exact", **exact(g, r)}
+    return per
+
+
+def worst_float(per: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The figures of the float output farthest from the reference, or None without one."""
+    floats = [f for f in per.values() if f["kind"] == "float"]
+    if not floats:
+        return None
+    worst = max(floats, key=lambda f: f["max_rel_error"])
+    return {k: v for k, v in worst.items() if k != "kind"}
+
+
+def _worst_scaled(outputs: np.ndarray, reference: np.ndarray) -> float:
+    """The largest scaled error over every float output."""
+    got, ref = fields(outputs), fields(reference)
+    errors = [float(scaled_errors(_rows(got[k]), _rows(r)).max())
+              for k, r in ref.items() if np.asarray(r).dtype.kind == "f"]
+    return max(errors) if errors else 0.0
 
 
 def expected_precision(declared: str, artifact_precision: str = "fp32") -> str:
@@ -181,16 +236,25 @@ def measure_envelope(error: float, expected: str, convert: Converter | None,
 def _trusted_error(precision: str, convert: Converter, inputs: np.ndarray,
                    reference: np.ndarray, batch_size: int) -> float:
     outputs = reference_outputs(convert(precision), inputs, batch_size)
-    return float(scaled_errors(outputs, reference).max())
+    return _worst_scaled(outputs, reference)
 
 
 def judge(figures: dict[str, Any], envelope: Envelope, backend_name: str, declared: str,
-          is_reference: bool, artifact_precision: str = "fp32"
+          is_reference: bool, artifact_precision: str = "fp32",
+          per_output: dict[str, dict[str, Any]] | None = None
           ) -> tuple[dict[str, Any], str | None]:
     """The fidelity section (figures, envelope, declared precision, findings, verdict), and why
-    the run is invalid when the backend computes coarser than it declares (else None)."""
-    observed = envelope.level(figures["max_rel_error"])
+    the run is invalid when the backend computes coarser than it declares (else None).
+    `per_output`: every output's figures, for a model of several outputs or of no float one."""
     findings: list[str] = []
+    for name, f in (per_output or {}).items():
+        if f["kind"] == "exact" and f["exact_match"] < 1.0:
+            findings.append(f"output {name} (integer) equals the reference on "
+                            f"{f['exact_match']:.1%} of {f['samples']} samples")
+    if figures.get("max_rel_error") is None:
+        return _unjudged(figures, backend_name, declared, artifact_precision, per_output,
+                         findings)
+    observed = envelope.level(figures["max_rel_error"])
     failure = None
     expected = expected_precision(declared, artifact_precision)
     if is_reference:
@@ -216,8 +280,24 @@ def judge(figures: dict[str, Any], envelope: Envelope, backend_name: str, declar
                "envelope": envelope.describe(), "declared_precision": declared,
                "artifact_precision": artifact_precision, "expected_precision": expected,
                "passed": failure is None, "findings": findings,
-               "teacher_forced": None}  # a generative run's details (quality/llm_fidelity.py)
+               "teacher_forced": None,  # a generative run's details (quality/llm_fidelity.py)
+               "outputs": per_output}
     return section, failure
+
+
+def _unjudged(figures: dict[str, Any], backend_name: str, declared: str,
+              artifact_precision: str, per_output: dict[str, dict[str, Any]] | None,
+              findings: list[str]) -> tuple[dict[str, Any], None]:
+    """A model without a float output: compared exactly, no precision judged, never failed."""
+    findings.insert(0, f"no floating-point output: backend {backend_name}'s precision is not "
+                    "judged, its integer outputs are compared exactly")
+    section = {"reference": REFERENCE_LABEL, **figures, "observed_precision": None,
+               "envelope": None, "declared_precision": declared,
+               "artifact_precision": artifact_precision,
+               "expected_precision": expected_precision(declared, artifact_precision),
+               "passed": True, "findings": findings, "teacher_forced": None,
+               "outputs": per_output}
+    return section, None
 
 
 def check(backend: Backend, artifact: ModelArtifact, inputs: np.ndarray, batch_size: int,
@@ -230,11 +310,19 @@ def check(backend: Backend, artifact: ModelArtifact, inputs: np.ndarray, batch_s
     batch = min(batch_size, info.max_batch_size or batch_size)
     outputs = run_in_batches(backend, inputs, batch)
     reference = reference_outputs(artifact, inputs, batch)
-    figures = compare(outputs, reference)
-    expected = expected_precision(info.precision, artifact_precision)
-    envelope = measure_envelope(figures["max_rel_error"], expected, convert, inputs, reference,
-                                batch)
+    per_output = compare_outputs(outputs, reference, artifact.output_names)
+    figures = worst_float(per_output)
     # Only the reference backend on the very model the reference runs checks determinism.
     is_reference = (type(backend) is backends.backend_class(REFERENCE_BACKEND)
                     and artifact_precision == "fp32")
-    return judge(figures, envelope, info.name, info.precision, is_reference, artifact_precision)
+    single_float = len(per_output) == 1 and figures is not None
+    if figures is None:
+        figures = {"samples": len(inputs), "top1_agreement": None, "max_abs_error": None,
+                   "max_rel_error": None, "cosine_min": None, "cosine_mean": None}
+        return judge(figures, FIXED, info.name, info.precision, is_reference,
+                     artifact_precision, per_output)
+    expected = expected_precision(info.precision, artifact_precision)
+    envelope = measure_envelope(figures["max_rel_error"], expected, convert, inputs, reference,
+                                batch)
+    return judge(figures, envelope, info.name, info.precision, is_reference, artifact_precision,
+                 None if single_float else per_output)

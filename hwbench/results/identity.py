@@ -64,6 +64,9 @@ def comparability_key(doc: dict[str, Any]) -> dict[str, Any]:
         key["pipeline"] = cfg["pipeline"]
     if info.get("workload_file"):  # only then: the built-ins' hashes stay as they were
         key["workload_file_sha256"] = info["workload_file"].get("sha256")
+    if info.get("inputs"):  # --workload onnx: another input shape is another computation
+        key["inputs"] = {"tensors": info["inputs"].get("tensors"),
+                         "source": info["inputs"].get("source")}
     if lg.get("scenario") == "Server":
         # Latency at one arrival rate says nothing about another: the rate must match (3 digits).
         key["server_target_qps"] = float(f"{lg.get('server_target_qps') or 0:.3g}")

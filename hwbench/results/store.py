@@ -51,7 +51,11 @@ from hwbench.results.identity import config_hash, power_total, repeat_group, set
 #  13 - audit adds not_applicable (the checks that do not apply to the run's workload, with why:
 #       empty before, when every check applied); a generative run's samples.npz adds
 #       first_token_value (the first token's value its event reported; -1: none).
-SCHEMA_VERSION = 13
+#  14 - fidelity adds outputs (every output's agreement, by name, for a model of several outputs
+#       or of no float one: --workload onnx; null for one float output, as every run before);
+#       its figures may be null when no output is a float (precision then not judged).
+#       workload_info of an onnx run adds inputs (the tensors fed, their source, the outputs).
+SCHEMA_VERSION = 14
 _ADDED_IN_2 = ("fidelity", "robustness", "power", "telemetry", "repeat")
 INDEX_NAME = "index.sqlite"
 
@@ -164,6 +168,10 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         doc = dict(doc, schema_version=13)
         if isinstance(doc.get("audit"), dict):  # every check applied to the runs audited before
             doc["audit"] = {"not_applicable": [], **doc["audit"]}
+    if version < 14:
+        doc = dict(doc, schema_version=14)
+        if isinstance(doc.get("fidelity"), dict):  # one float output was compared before 14
+            doc["fidelity"] = {**doc["fidelity"], "outputs": None}
     return doc
 
 

@@ -308,6 +308,11 @@ def fidelity_line(doc: dict[str, Any]) -> str:
     if not f:
         return doc.get("fidelity_note") or "not checked"
     verdict = "PASS" if f["passed"] else "FAIL"
+    outputs = f.get("outputs") or {}
+    exact = "".join(f"; {name} exact match {o['exact_match']:.3f}"
+                    for name, o in outputs.items() if o.get("kind") == "exact")
+    if f.get("max_rel_error") is None:
+        return f"{verdict}: no floating-point output, precision not judged{exact}"
     env = f.get("envelope") or {}
     bound = (env.get("bounds") or {}).get(f["expected_precision"])
     within = (f"; {f['expected_precision']} bound {bound:.2g} ({env['method'].split(':')[0]})"
@@ -315,7 +320,7 @@ def fidelity_line(doc: dict[str, Any]) -> str:
     return (f"{verdict}: computes like {f['observed_precision']} (declares "
             f"{f['declared_precision']}); top-1 agreement {f['top1_agreement']:.3f}, max error "
             f"{f['max_rel_error']:.2g} of scale{within}, cosine min {f['cosine_min']:.6f} "
-            f"({f['samples']} samples)")
+            f"({f['samples']} samples{', worst float output' if outputs else ''}){exact}")
 
 
 def _backend_line(doc: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ _BUILTIN = {
     "digits": "hwbench.workloads.digits:Digits",
     "tiny": "hwbench.workloads.tiny:Tiny",
     "llm": "hwbench.workloads.llm:Llm",
+    "onnx": "hwbench.workloads.onnxmodel:OnnxModel",
 }
 
 
@@ -48,8 +49,19 @@ def run_name(name: str) -> str:
 
 
 def create(name: str, model: str | None = None, dataset: str | None = None,
-           seed: int = 1) -> Workload:
+           seed: int = 1, input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = (),
+           inputs: str | None = None) -> Workload:
+    """The workload `name`; `input_shapes` and `inputs` (``--input-shape``, ``--inputs``) only
+    for a workload that feeds a model's own tensors (``feeds_tensors``)."""
+    tensors = {"input_shapes": input_shapes, "inputs": inputs} if input_shapes or inputs else {}
     if is_workload_file(name):
-        described = importlib.import_module("hwbench.workloads.described")
-        return described.Described.from_file(Path(name), model=model, dataset=dataset, seed=seed)
-    return workload_class(name)(model=model, dataset=dataset, seed=seed)
+        cls: type[Workload] = importlib.import_module("hwbench.workloads.described").Described
+    else:
+        cls = workload_class(name)
+    if tensors and not cls.feeds_tensors:
+        flag = "--input-shape" if input_shapes else "--inputs"
+        raise UsageError(f"{flag} applies to --workload onnx (any ONNX model); workload {name} "
+                         f"makes its own inputs: drop {flag}")
+    if is_workload_file(name):
+        return cls.from_file(Path(name), model=model, dataset=dataset, seed=seed)
+    return cls(model=model, dataset=dataset, seed=seed, **tensors)

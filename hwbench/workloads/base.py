@@ -45,6 +45,8 @@ class Workload(ABC):
     # A generative workload's samples are requests answered token by token (hwbench.workloads.llm):
     # the harness serves them through a streaming backend and the load generator times tokens.
     generative: ClassVar[bool] = False
+    # A workload that feeds a model its own tensors (``onnx``) takes --input-shape and --inputs.
+    feeds_tensors: ClassVar[bool] = False
     server_latency_bound_ms: ClassVar[float]
     mlperf_performance_sample_count: ClassVar[int]
 
@@ -126,6 +128,10 @@ class Workload(ABC):
         carry several outputs chooses here, and may raise ModelError."""
         return model.graph.output[0]
 
+    def batch_limit(self) -> int | None:
+        """The largest batch the model takes (a graph exported with a fixed batch), or None."""
+        return None
+
     # --- the samples -----------------------------------------------------------------------
     sample_shape: ClassVar[tuple[int, ...]]
 
@@ -143,7 +149,9 @@ class Workload(ABC):
 
     @abstractmethod
     def load_samples(self, indices: np.ndarray) -> np.ndarray:
-        """Preprocessed samples, ``(len(indices), *sample_shape)`` float32, in that order."""
+        """Preprocessed samples, ``(len(indices), *sample_shape)`` float32, in that order; for
+        a model with several inputs, ``len(indices)`` records with one field per input
+        (``hwbench.artifacts.record_dtype``)."""
 
     # --- reference images (robustness corrupts these) ----------------------------------------
     def labels(self) -> np.ndarray | None:

@@ -144,18 +144,27 @@ def _label(path: Path, line: int, label: object, names: tuple[str, ...] | None) 
                        "integer, or a class name with [output] class_names")
 
 
+def open_npz(path: Path, writer: str) -> dict[str, np.ndarray]:
+    """Every array of an npz file by name, read at once (no pickled objects); a missing or
+    unreadable file is a DatasetError naming how to write one (`writer`)."""
+    if not path.is_file():
+        raise DatasetError(f"npz file {path} not found: write it with {writer}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path} is not a readable npz ({type(exc).__name__}): write it "
+                           f"with {writer}") from None
+
+
 def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(inputs float32 (N, ...), labels int64 (N,))`` from an npz file."""
     if not path.is_file():
         raise DatasetError(f"npz file {path} not found: give [dataset] path an .npz holding "
                            "'inputs' and 'labels'")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            x = next((z[k] for k in ("inputs", "x") if k in z.files), None)
-            y = next((z[k] for k in ("labels", "y") if k in z.files), None)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path} is not a readable npz ({type(exc).__name__}): write it "
-                           "with numpy.savez(path, inputs=..., labels=...)") from None
+    z = open_npz(path, "numpy.savez(path, inputs=..., labels=...)")
+    x = next((z[k] for k in ("inputs", "x") if k in z), None)
+    y = next((z[k] for k in ("labels", "y") if k in z), None)
     if x is None or y is None:
         raise DatasetError(f"{path} lacks {'inputs' if x is None else 'labels'}: name the arrays "
                            "'inputs' (or 'x') and 'labels' (or 'y')")
