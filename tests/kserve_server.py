@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 
-import numpy as np
 import onnxruntime as ort
 from fastapi.responses import JSONResponse
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from cli_helpers import cli
 from hwbench.errors import EXIT_AUDIT_FAIL, EXIT_COMPARE_REFUSED

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import tomllib
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
