@@ -39,12 +39,7 @@ class Server:
         return f"127.0.0.1:{self.grpc_port}"
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        server_venv.stop(self.proc)
 
 
 def start(model: Path, log: Path, *extra: str, tls: tuple[Path, Path] | None = None,

@@ -74,12 +74,7 @@ class Server:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        server_venv.stop(self.proc)
 
 
 def start(model: Path, log: Path, *extra: str, tls: tuple[Path, Path] | None = None,

@@ -97,15 +97,8 @@ class Workload(ABC):
         return self._artifact
 
     def _describe(self, path: Path) -> ModelArtifact:
-        try:
-            proto = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # protobuf raises DecodeError and others for corrupt files
-            raise ModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}); "
-                             "give --model a valid .onnx file") from None
-        graph = proto.graph
-        init = {i.name for i in graph.initializer}
-        inputs = [i for i in graph.input if i.name not in init]
-        if len(inputs) != 1 or not graph.output:
+        proto, inputs = read_model(path)
+        if len(inputs) != 1 or not proto.graph.output:
             raise ModelError(f"{path}: expected one input and at least one output, found "
                              f"{len(inputs)} input(s); give a model for the {self.name} workload")
         dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim][1:]
@@ -243,6 +236,18 @@ class Workload(ABC):
                 "synthetic_model": self.synthetic_weights, "sample_count": self.sample_count(),
                 "dataset": str(self.dataset) if self.dataset else None,
                 "generative": self.generative}
+
+
+def read_model(path: Path) -> tuple[onnx.ModelProto, list[onnx.ValueInfoProto]]:
+    """The model at ``path`` (without external weights) and its inputs that are not
+    initializers; ModelError naming the fix when the file is not a readable ONNX model."""
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises DecodeError and others for corrupt files
+        raise ModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}); "
+                         "give --model a valid .onnx file") from None
+    init = {i.name for i in proto.graph.initializer}
+    return proto, [i for i in proto.graph.input if i.name not in init]
 
 
 def synthetic_samples(seed: int, indices: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

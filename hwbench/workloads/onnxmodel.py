@@ -25,7 +25,7 @@ import onnx
 from hwbench.artifacts import ModelArtifact, TensorSpec, record_dtype, sha256_of
 from hwbench.errors import DatasetError, ModelError, UsageError
 from hwbench.workloads import labelled
-from hwbench.workloads.base import Workload
+from hwbench.workloads.base import Workload, read_model
 
 SYNTHETIC_SAMPLES = 1024
 DEFAULT_LATENCY_BOUND_MS = 15.0  # as a workload file's, for lack of the model's own
@@ -63,14 +63,8 @@ class OnnxModel(Workload):
         return False
 
     def _describe(self, path: Path) -> ModelArtifact:
-        try:
-            proto = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # protobuf raises DecodeError and others for corrupt files
-            raise ModelError(f"{path} is not a readable ONNX model ({type(exc).__name__}); "
-                             "give --model a valid .onnx file") from None
+        proto, graph_inputs = read_model(path)
         graph = proto.graph
-        init = {i.name: i for i in graph.initializer}
-        graph_inputs = [i for i in graph.input if i.name not in init]
         if not graph_inputs or not graph.output:
             raise ModelError(f"{path}: the model has no inputs or no outputs; give --model a "
                              "model that takes tensors and returns some")
@@ -83,7 +77,7 @@ class OnnxModel(Workload):
             self._arrays = _read_inputs(self.inputs_path, names)
         specs = tuple(self._input_spec(path, i) for i in graph_inputs)
         _check_shared_dims(graph_inputs, specs, self.inputs_path)
-        self._vocab = _vocabularies(graph, init, names)
+        self._vocab = _vocabularies(graph, {i.name: i for i in graph.initializer}, names)
         if self._arrays is not None:
             self._data = _records(self.inputs_path, self._arrays, specs)
         outputs = _output_specs(proto, specs)
