@@ -231,26 +231,19 @@ def _axes(node: Any, g: _Graph, since: int) -> list[int] | None:
     return axes
 
 
-def _reduce_mean(node: Any, g: _Graph) -> Callable:
-    axes = _axes(node, g, 18)
-    a = _attrs(node)
-    keep = bool(a.get("keepdims", 1))
-    if axes is None and a.get("noop_with_empty_axes", 0):
-        return lambda x: x
-    if axes is None:
-        return lambda x: torch.mean(x, list(range(x.dim())), keep)
-    return lambda x: torch.mean(x, axes, keep)
-
-
-def _reduce_sum(node: Any, g: _Graph) -> Callable:
-    axes = _axes(node, g, 13)
-    a = _attrs(node)
-    keep = bool(a.get("keepdims", 1))
-    if axes is None and a.get("noop_with_empty_axes", 0):
-        return lambda x: x
-    if axes is None:
-        return lambda x: torch.sum(x, list(range(x.dim())), keep)
-    return lambda x: torch.sum(x, axes, keep)
+def _reduce(fn: Callable, axes_input_opset: int) -> Callable:
+    """The converter of a Reduce* op computed by ``fn`` (torch.mean, torch.sum); its axes moved
+    from an attribute to an input at ``axes_input_opset``."""
+    def convert(node: Any, g: _Graph) -> Callable:
+        axes = _axes(node, g, axes_input_opset)
+        a = _attrs(node)
+        keep = bool(a.get("keepdims", 1))
+        if axes is None and a.get("noop_with_empty_axes", 0):
+            return lambda x: x
+        if axes is None:
+            return lambda x: fn(x, list(range(x.dim())), keep)
+        return lambda x: fn(x, axes, keep)
+    return convert
 
 
 def _argmax(node: Any, g: _Graph) -> Callable:
@@ -306,7 +299,7 @@ _BUILDERS: dict[str, Callable[[Any, _Graph], Callable]] = {
     "Cast": _cast, "Clip": _clip, "Concat": _concat, "Conv": _conv, "Div": _binary("Div"),
     "Flatten": _flatten, "Gather": _gather, "Gemm": _gemm, "GlobalAveragePool": _global_avg,
     "Identity": lambda n, g: lambda x: x, "MatMul": _binary("MatMul"), "MaxPool": _pool("max"),
-    "Mul": _binary("Mul"), "ReduceMean": _reduce_mean, "ReduceSum": _reduce_sum,
+    "Mul": _binary("Mul"), "ReduceMean": _reduce(torch.mean, 18), "ReduceSum": _reduce(torch.sum, 13),
     "Relu": _unary("relu"),
     "Reshape": _reshape, "Sigmoid": _unary("sigmoid"), "Softmax": _softmax,
     "Squeeze": _squeeze, "Sub": _binary("Sub"), "Tanh": _unary("tanh"),
