@@ -159,6 +159,13 @@ def test_a_malformed_input_shape_says_how_to_write_it(capsys, tmp_path, model, s
     assert words in err
 
 
+def test_robustness_names_the_workloads_that_have_labelled_images(capsys, tmp_path, model):
+    err = _bad(capsys, tmp_path, model, "--input-shape", f"input_ids={SEQ}", "--input-shape",
+               f"attention_mask={SEQ}", "--robustness")
+    assert "labelled reference set: onnx has none" in err and "--workload digits" in err
+    assert "give the workload its --dataset" not in err  # onnx takes no --dataset
+
+
 def test_input_shape_on_another_workload_is_refused(capsys, tmp_path):
     code, out, err = cli(capsys, "run", "--quiet", "--output", str(tmp_path), "--workload",
                          "tiny", "--input-shape", "x=3", *FAST)

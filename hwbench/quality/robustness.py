@@ -26,6 +26,10 @@ MIN_BATCH = 32  # the pass is not timed, so small configured batches are raised 
 def missing_labels(workload: Workload) -> str | None:
     """Why robustness cannot be scored on this workload (no labels), or None."""
     if workload.labels() is None:
+        if workload.images_unavailable():  # no labels to give it: another workload is the fix
+            return (f"--robustness needs a labelled reference set: {workload.name} has none "
+                    "(use --workload digits, resnet50 with --dataset, or a workload file of "
+                    "labelled images)")
         return (f"--robustness needs a labelled reference set: {workload.name} has none here "
                 "(use --workload digits, or give the workload its --dataset)")
     return None
