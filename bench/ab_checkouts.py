@@ -5,7 +5,7 @@ sides alike, in a neutral directory (neither checkout on the path but its own in
 Figures, per side the median over rounds: samples/s and the scenario's percentile latency;
 ratios B / A (throughput: 1.0 is parity, higher is better for B; latency: lower is better).
 
-    python bench/ab_checkouts.py --a /work/main/.venv/bin/python --b .venv/bin/python \\
+    python bench/ab_checkouts.py --a ../main/.venv/bin/python --b .venv/bin/python \\
         --rounds 5 -- --workload digits --backend cpu --scenario offline --duration 5
 """
 from __future__ import annotations
